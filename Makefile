@@ -1,0 +1,38 @@
+# make demo · make test · make lint — each bootstraps .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# On a Raspberry Pi the venv must see apt's picamera2 and lgpio.
+VENV_FLAGS := $(shell grep -qs "Raspberry Pi" /proc/device-tree/model && echo --system-site-packages)
+
+.PHONY: demo test lint check-zbar clean
+
+demo: $(STAMP)
+	$(BIN)/ticket-scanner demo
+
+test: $(STAMP) check-zbar
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "ticket-scanner needs Python 3.11 or newer ($(PYTHON)); Raspberry Pi OS bookworm has it."; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+		echo "missing: python3-venv. Install it with: sudo apt-get install python3-venv"; exit 1; }
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --editable '.[dev]'
+	@touch $(STAMP)
+
+check-zbar: $(STAMP)
+	@$(BIN)/python -c 'from pyzbar import pyzbar' 2>/dev/null || { \
+		echo "missing: libzbar0 (the ZBar library the zbar decoder and its tests use)."; \
+		echo "Install it with: sudo apt-get install libzbar0"; exit 1; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""ticket-scanner: the application (no hardware imports here)."""

@@ -1,0 +1,249 @@
+"""The AnyRoad Tickets API client: one keep-alive session, strict timeouts, typed replies.
+
+Every way a request can end — a ticket, a documented problem, garbage, silence — becomes a
+``Reply``; nothing raises into the scan loop. A scan is never retried here: it is not idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import requests
+
+from device.tickets import log_safe
+from device.version import VERSION
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20  # a ticket page is a few KB; anything near this is not our API
+ReplyKind = Literal["ticket", "problem", "unauthorized", "server_error", "unreachable"]
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    """One entry of a ticket's ``scans`` history."""
+
+    device: str
+    scanned_at: datetime | None  # None when the server sent a time we cannot read
+
+
+@dataclass(frozen=True)
+class TicketInfo:
+    """The parts of an AnyRoad ticket the scanner shows or decides on."""
+
+    id: str = ""
+    type: str = ""
+    slot_start: datetime | None = None
+    slot_end: datetime | None = None
+    scans: tuple[ScanRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How one API call ended. ``code`` is AnyRoad's problem code or a local reason."""
+
+    kind: ReplyKind
+    status: int | None = None
+    code: str = ""
+    ticket: TicketInfo | None = None
+    request_id: str = ""
+    server_time: datetime | None = None  # the response's Date header: the server's own clock
+    detail: str = ""
+
+    @property
+    def answered(self) -> bool:
+        """True when the server answered at all (the scanner is online)."""
+        return self.kind != "unreachable"
+
+
+class AnyRoadClient:
+    """``AnyRoadClient("https://host/prefix", token=lambda: "…").scan("serial", "code")``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: Callable[[], str],
+        timeout_s: float,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout_s = timeout_s
+        self._session = session or requests.Session()
+        self._session.trust_env = False  # no surprise proxies or .netrc credentials
+        self._clock = clock
+
+    def scan(self, device: str, qr_code: str) -> Reply:
+        """Record a check-in: ``POST /tickets/scan {"device", "qr_code"}``."""
+        return self._post("/tickets/scan", {"device": device, "qr_code": qr_code})
+
+    def verify(self, qr_code: str) -> Reply:
+        """Check a ticket without recording anything: ``POST /tickets/verify {"qr_code"}``."""
+        return self._post("/tickets/verify", {"qr_code": qr_code})
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _post(self, path: str, body: Mapping[str, str]) -> Reply:
+        try:
+            payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate cannot travel as UTF-8
+            return Reply("problem", code="unencodable_code", detail="code is not valid Unicode")
+        headers = {
+            "Authorization": f"Bearer {self._token()}",
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            "User-Agent": f"ticket-scanner/{VERSION}",
+        }
+        deadline = self._clock() + self._timeout_s
+        try:
+            with self._session.post(
+                self._base_url + path,
+                data=payload,
+                headers=headers,
+                timeout=self._timeout_s,
+                allow_redirects=False,
+                stream=True,
+            ) as response:
+                raw = _read_capped(response, deadline, self._clock)
+                return _reply_from(response, raw)
+        except _TooLarge:
+            log.warning("api error reason=response_too_large path=%s", path)
+            return Reply("server_error", code="response_too_large")
+        except requests.Timeout:
+            return _unreachable("timeout", path)
+        except requests.exceptions.SSLError:
+            return _unreachable("tls_error", path)
+        except requests.ConnectionError:
+            return _unreachable("connection_failed", path)
+        except requests.RequestException as error:
+            return _unreachable(type(error).__name__, path)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_capped(response: requests.Response, deadline: float, clock: Callable[[], float]) -> bytes:
+    """The body, refusing more than MAX_BODY_BYTES or a server that drips past the deadline."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=16384):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge
+        if clock() > deadline:
+            raise requests.Timeout("response body too slow")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reply_from(response: requests.Response, raw: bytes) -> Reply:
+    status = response.status_code
+    body = _json_object(raw)
+    request_id = _request_id(body, response.headers)
+    server_time = _http_date(response.headers.get("Date"))
+    code = _text(body.get("code")) if body is not None else ""
+    common: dict[str, Any] = {"status": status, "request_id": request_id, "server_time": server_time}
+    reply = _classify(status, body, code, common)
+    if reply.kind != "ticket":
+        log.warning(
+            "api error status=%s code=%s request_id=%s detail=%s",
+            status,
+            log_safe(reply.code, 40),
+            log_safe(request_id, 40) or "-",
+            log_safe(reply.detail, 80),
+        )
+    return reply
+
+
+def _classify(status: int, body: dict[str, Any] | None, code: str, common: dict[str, Any]) -> Reply:
+    if body is None:
+        return Reply("server_error", code="not_json", detail=f"HTTP {status}", **common)
+    detail = _text(body.get("detail"))
+    if 200 <= status < 300:
+        ticket = _ticket(body)
+        if ticket is None:
+            return Reply("server_error", code="unexpected_shape", detail="no ticket", **common)
+        return Reply("ticket", ticket=ticket, **common)
+    if status in (401, 403):
+        return Reply("unauthorized", code=code or f"http_{status}", detail=detail, **common)
+    if status in (408, 429) or status >= 500 or status < 400:
+        return Reply("server_error", code=code or f"http_{status}", detail=detail, **common)
+    ticket = _parse_ticket(body) if code.startswith("booking_") else None
+    return Reply("problem", code=code or f"http_{status}", ticket=ticket, detail=detail, **common)
+
+
+def _unreachable(reason: str, path: str) -> Reply:
+    log.warning("api unreachable reason=%s path=%s", reason, path)
+    return Reply("unreachable", code=reason)
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _ticket(envelope: dict[str, Any]) -> TicketInfo | None:
+    items = envelope.get("items")
+    if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+        return None
+    return _parse_ticket(items[0])
+
+
+def _parse_ticket(item: dict[str, Any]) -> TicketInfo | None:
+    scans = item.get("scans", [])
+    if not isinstance(scans, list) or not all(isinstance(scan, dict) for scan in scans):
+        return None
+    slot = item.get("time_slot")
+    slot = slot if isinstance(slot, dict) else {}
+    return TicketInfo(
+        id=_text(item.get("id")),
+        type=_text(item.get("type")),
+        slot_start=_iso_time(slot.get("local_datetime_start")),
+        slot_end=_iso_time(slot.get("local_datetime_end")),
+        scans=tuple(
+            ScanRecord(_text(scan.get("device")), _iso_time(scan.get("scanned_at")))
+            for scan in scans
+        ),
+    )
+
+
+def _text(value: object, limit: int = 200) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _request_id(body: dict[str, Any] | None, headers: Mapping[str, str]) -> str:
+    from_body = _text(body.get("request_id"), 100) if body else ""
+    return from_body or headers.get("X-Request-Id", "")[:100]
+
+
+def _iso_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+

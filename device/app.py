@@ -1,0 +1,142 @@
+"""Wiring: a Config becomes a running scan loop (used by ``run`` and ``demo``)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from device.api import AnyRoadClient, Reply
+from device.config import Config, ConfigError, Mode
+from device.decode import make_decoder
+from device.events import Emit, EventLog, ignore
+from device.feedback import FeedbackPlayer
+from device.identity import device_id
+from device.loop import LoopSettings, Report, ScanLoop
+from device.screens import render, terminal_art
+from device.tickets import describe_code
+from hal.factory import Outputs, open_outputs, open_source
+from hal.ports import FrameSource, Trigger
+
+
+def read_token(path: Path) -> str:
+    """The bearer token: the first line of ``path``. Never logged."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the API token ({error.strerror})") from None
+    token = lines[0].strip() if lines else ""
+    if not token or not token.isprintable():
+        raise ConfigError(f"{path}: the first line must hold the API token")
+    return token
+
+
+def make_check(client: AnyRoadClient, device: str) -> Callable[[str, Mode], Reply]:
+    """Scan or verify, as the loop's current mode says."""
+
+    def check(code: str, mode: Mode) -> Reply:
+        return client.scan(device, code) if mode == "scan" else client.verify(code)
+
+    return check
+
+
+class ConsolePrinter:
+    """One printed line per verdict, and (sim) the OLED drawn in the terminal."""
+
+    def __init__(self, out: TextIO, *, draw_screen: bool) -> None:
+        self._out = out
+        self._draw_screen = draw_screen
+
+    def __call__(self, report: Report) -> None:
+        if self._draw_screen:
+            print(terminal_art(render(report.screen, (128, 64))), file=self._out)
+        line = (
+            f"{report.decision.verdict.value:<16} {report.mode:<6} "
+            f"{describe_code(report.code):<24} {report.screen.title:<15} "
+            f"{report.latency_ms:6.1f} ms"
+        )
+        print(line, file=self._out, flush=True)
+
+
+@dataclass
+class Running:
+    """A built loop and what must be closed after it."""
+
+    loop: ScanLoop
+    source: FrameSource
+    outputs: Outputs
+    client: AnyRoadClient
+
+
+@contextlib.contextmanager
+def build(
+    config: Config,
+    *,
+    observers: Sequence[Callable[[Report], None]] = (),
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    token: str | None = None,
+    source: FrameSource | None = None,
+    trigger: Trigger | None = None,
+) -> Iterator[Running]:
+    """Open everything ``config`` names, yield the loop, and close it all afterwards.
+
+    ``source`` and ``trigger`` replace the configured ones (the demo scripts both).
+    """
+    device = device_id(config.device.id)
+    client = AnyRoadClient(
+        config.api.base_url,
+        token=_constant(token or read_token(config.api.token_file)),
+        timeout_s=config.api.timeout_s,
+    )
+    with contextlib.ExitStack() as stack:
+        stack.callback(client.close)
+        emit: Emit = ignore
+        if config.hardware.events:
+            events = EventLog.open(Path(config.hardware.events))
+            stack.callback(events.close)
+            emit = events.emit
+        decoder = make_decoder(config.scan.decoder)
+        outputs = open_outputs(config.hardware, config.device.profile, emit)
+        stack.callback(outputs.close)
+        outputs.trigger = trigger or outputs.trigger
+        source = source or open_source(config.camera, clock)
+        stack.callback(source.close)
+        door = config.device.profile == "door"
+        settings = LoopSettings(
+            device_id=device,
+            mode=config.api.mode,
+            reentry=config.scan.reentry,
+            repeat_window_s=config.scan.repeat_window_s,
+            hold_s=config.hardware.result_hold_s,
+            relay_pulse_s=config.hardware.relay_pulse_s if door else None,
+        )
+        loop: ScanLoop
+        player = FeedbackPlayer(
+            display=outputs.display,
+            lights=outputs.lights,
+            beeper=outputs.beeper,
+            relay=outputs.relay,
+            render=render,
+            ready=lambda: loop.ready(),
+        )
+        loop = ScanLoop(
+            source=source,
+            decoder=decoder,
+            check=make_check(client, device),
+            player=player,
+            settings=settings,
+            clock=clock,
+            sleep=sleep,
+            trigger=outputs.trigger,
+            emit=emit,
+            observers=observers,
+        )
+        yield Running(loop, source, outputs, client)
+
+
+def _constant(token: str) -> Callable[[], str]:
+    return lambda: token

@@ -1,0 +1,178 @@
+"""``ticket-scanner``: the scanner and its field tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from device.config import ConfigError, load_config
+from device.version import VERSION
+
+DEFAULT_CONFIG = Path("/etc/ticket-scanner/config.toml")
+log = logging.getLogger("ticket_scanner")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args))
+    except ConfigError as error:
+        print(f"ticket-scanner: config error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ticket-scanner", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ticket-scanner {VERSION}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, handler: object, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = command("run", _run, "run the scan loop")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (TOML)")
+    demo = command("demo", _demo, "the whole product against the sandbox, in the terminal")
+    demo.add_argument("--events", type=Path, help="also write the events (JSON lines) here")
+    decode = command("decode", _decode, "decode QR codes in image files")
+    decode.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    decode.add_argument("--json", action="store_true", help="one JSON object per image")
+    decode.add_argument("--decoder", choices=("zxing", "zbar"), default="zxing")
+    command("device-id", _device_id, "print the device id sent with every scan").add_argument(
+        "--config", type=Path, help="config file whose [device] id overrides the serial"
+    )
+    sandbox = command("sandbox", _sandbox, "run the sandbox AnyRoad server alone")
+    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument("--host", default="127.0.0.1")
+    for name, help_text in (("scan", "check a guest in"), ("verify", "check without checking in")):
+        one = command(name, _one_request, f"{help_text}: one request, print the verdict")
+        one.add_argument("qr_code", metavar="QR")
+        one.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+        one.set_defaults(mode=name)
+    screens = command("screens", _screens, "render every screen to PNG files")
+    screens.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from device.app import ConsolePrinter, build  # noqa: PLC0415 - keep --help fast
+
+    config = load_config(args.config)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    sim = config.hardware.backend == "sim"
+    observers = [ConsolePrinter(sys.stdout, draw_screen=True)] if sim else []
+    with build(config, observers=observers) as running:
+        log.info(
+            "scanning device=%s mode=%s profile=%s source=%s",
+            running.loop.settings.device_id,
+            config.api.mode,
+            config.device.profile,
+            config.camera.source,
+        )
+        running.loop.run(stop)
+        log.info("stopped frames_decoded=%d dropped=%d", running.loop.frames_decoded, running.source.dropped)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from device.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(sys.stdout, events=args.events)
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from device.decode import make_decoder  # noqa: PLC0415
+    from device.tickets import log_safe  # noqa: PLC0415
+
+    decoder = make_decoder(args.decoder)
+    failed = False
+    for path in args.images:
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("L"))
+        except (OSError, UnidentifiedImageError) as error:
+            print(f"{log_safe(str(path))}: cannot read image: {error}", file=sys.stderr)
+            failed = True
+            continue
+        codes = decoder.decode(pixels)
+        if args.json:
+            found = [{"text": code.text, "position": [list(p) for p in code.position]} for code in codes]
+            print(json.dumps({"file": str(path), "codes": found}, ensure_ascii=True))
+        else:
+            texts = ", ".join(log_safe(code.text, 200) for code in codes) or "(no code)"
+            print(f"{log_safe(str(path), 200)}: {texts}")
+    return 1 if failed else 0
+
+
+def _device_id(args: argparse.Namespace) -> int:
+    from device.identity import device_id  # noqa: PLC0415
+
+    override = load_config(args.config).device.id if args.config else ""
+    print(device_id(override))
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from device.sandbox import DEMO_TOKEN, serve  # noqa: PLC0415
+
+    serve(args.host, args.port, DEMO_TOKEN, sys.stdout)
+    return 0
+
+
+def _one_request(args: argparse.Namespace) -> int:
+    from device.api import AnyRoadClient  # noqa: PLC0415
+    from device.app import read_token  # noqa: PLC0415
+    from device.feedback import screen_for, status_line  # noqa: PLC0415
+    from device.identity import device_id  # noqa: PLC0415
+    from device.tickets import describe_code, log_safe  # noqa: PLC0415
+    from device.verdict import decide  # noqa: PLC0415
+
+    config = load_config(args.config)
+    device = device_id(config.device.id)
+    token = read_token(config.api.token_file)
+    client = AnyRoadClient(config.api.base_url, token=lambda: token, timeout_s=config.api.timeout_s)
+    try:
+        reply = client.scan(device, args.qr_code) if args.mode == "scan" else client.verify(args.qr_code)
+    finally:
+        client.close()
+    decision = decide(reply, mode=args.mode, device=device, reentry=config.scan.reentry)
+    screen = screen_for(decision, status_line(args.mode, reply.answered))
+    print(f"{decision.verdict.value}: {screen.text}")
+    print(
+        f"  ticket={describe_code(args.qr_code)} status={reply.status or '-'} "
+        f"code={log_safe(reply.code, 40) or '-'} request_id={log_safe(reply.request_id, 40) or '-'}"
+    )
+    return 0
+
+
+def _screens(args: argparse.Namespace) -> int:
+    from device.gallery import write_gallery  # noqa: PLC0415
+
+    for path in write_gallery(args.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Hardware abstraction: ports (Protocols) and their adapters."""

@@ -1,0 +1,242 @@
+"""The Raspberry Pi camera as a FrameSource, through picamera2.
+
+picamera2 (and libcamera's Python bindings) exist only on Raspberry Pi OS, from apt, so
+they are imported when a camera is opened, never at module import. Frames are the Y
+plane of the YUV420 ``lores`` stream: grayscale for free, no colour conversion. A daemon
+thread captures continuously into a one-slot holder, so ``newest()`` never blocks and
+never hands out a stale frame.
+
+Example::
+
+    camera = Picamera2Source(size=(640, 480))
+    frame = camera.newest()  # None until the first frame arrives
+    camera.close()
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hal.ports import Frame, GrayPixels
+
+_log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "install python3-picamera2 with apt (Raspberry Pi OS) "
+    "and create the venv with --system-site-packages"
+)
+# How long close() waits for the capture thread; a healthy camera returns within a frame.
+STOP_TIMEOUT_S = 2.0
+
+RawArray = npt.NDArray[np.uint8]
+
+
+def y_plane(yuv420: RawArray, width: int, height: int) -> GrayPixels:
+    """The luma plane of a picamera2 YUV420 array (``height * 3/2`` rows of ``stride`` bytes)."""
+    if yuv420.ndim != 2 or yuv420.shape[0] < height or yuv420.shape[1] < width:
+        raise ValueError(
+            f"YUV420 array of shape {yuv420.shape} is too small for a {width}x{height} Y plane"
+        )
+    # Rows past ``height`` hold U and V; columns past ``width`` are stride padding.
+    # Copies only when there is padding, so decoders always get a contiguous image.
+    return np.ascontiguousarray(yuv420[:height, :width])
+
+
+class NewestFrameSlot:
+    """A one-frame mailbox from the capture thread to the loop; overwritten frames are dropped."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._frame: Frame | None = None
+        self._captured = 0
+        self._dropped = 0
+        self._error: BaseException | None = None
+
+    def put(self, pixels: GrayPixels, captured_at: float) -> None:
+        """Store a new frame, replacing (and dropping) one that was not taken."""
+        with self._ready:
+            if self._frame is not None:
+                self._dropped += 1
+            self._frame = Frame(pixels=pixels, captured_at=captured_at, index=self._captured)
+            self._captured += 1
+            self._ready.notify_all()
+
+    def take(self) -> Frame | None:
+        """The stored frame, once; None when nothing new arrived. Raises if capture failed."""
+        with self._ready:
+            if self._frame is None and self._error is not None:
+                raise RuntimeError(f"camera capture failed: {self._error}") from self._error
+            frame, self._frame = self._frame, None
+            return frame
+
+    def fail(self, error: BaseException) -> None:
+        """Record that capture stopped for good, so the loop hears of it instead of starving."""
+        with self._ready:
+            self._error = error
+            self._ready.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for a frame (or a failure); True if one is waiting."""
+        with self._ready:
+            return self._ready.wait_for(
+                lambda: self._frame is not None or self._error is not None, timeout
+            )
+
+    @property
+    def dropped(self) -> int:
+        """Frames overwritten before anyone took them."""
+        with self._ready:
+            return self._dropped
+
+
+def capture_frames(
+    capture: Callable[[], RawArray],
+    slot: NewestFrameSlot,
+    stop: threading.Event,
+    *,
+    size: tuple[int, int],
+    clock: Callable[[], float],
+) -> None:
+    """Capture Y planes into ``slot`` until ``stop`` is set; a capture error ends it and is kept."""
+    width, height = size
+    while not stop.is_set():
+        try:
+            raw = capture()
+            captured_at = clock()
+            slot.put(y_plane(raw, width, height), captured_at)
+        except Exception as exc:
+            if stop.is_set():
+                return  # close() interrupted a capture in flight: not a failure
+            _log.exception("camera capture failed error=%s", type(exc).__name__)
+            slot.fail(exc)
+            return
+
+
+def scan_controls(available: Mapping[str, object], controls: Any) -> dict[str, object]:
+    """libcamera controls that help reading codes, limited to those this camera has."""
+    wanted: dict[str, object] = {}
+    if "AfMode" in available:
+        # Only autofocus modules (Camera Module 3) advertise AfMode, and picamera2 raises
+        # RuntimeError at configure() for any control the camera does not advertise.
+        wanted["AfMode"] = controls.AfModeEnum.Continuous
+    if "AeExposureMode" in available:
+        # Prefer gain over shutter time: a ticket waved at the gate blurs less. The video
+        # configuration's fixed 30 fps already caps exposure at 33 ms.
+        wanted["AeExposureMode"] = controls.AeExposureModeEnum.Short
+    return wanted
+
+
+class Picamera2Source:
+    """A FrameSource on the Pi camera: the Y plane of the YUV420 ``lores`` stream."""
+
+    def __init__(
+        self,
+        size: tuple[int, int] = (640, 480),
+        *,
+        camera_num: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        width, height = size
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise ValueError(f"camera size must be even and positive, got {width}x{height}")
+        self._camera = _open_camera(camera_num)
+        try:
+            self._size = _configure(self._camera, (width, height))
+            self._camera.start()
+        except BaseException:
+            self._camera.close()
+            raise
+        self._closed = False
+        self._slot = NewestFrameSlot()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=capture_frames,
+            args=(lambda: self._camera.capture_array("lores"), self._slot, self._stop),
+            kwargs={"size": self._size, "clock": clock},
+            name="picamera2-capture",
+            daemon=True,  # never keep the process alive for a camera that hangs
+        )
+        self._thread.start()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height of the frames, as libcamera configured them."""
+        return self._size
+
+    def newest(self) -> Frame | None:
+        """The newest captured frame not handed out before, or None."""
+        return self._slot.take()
+
+    def next_due(self) -> float | None:
+        """A live camera does not say when its next frame comes: the loop polls."""
+        return None
+
+    def wait_for_frame(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until a frame is waiting; True if one is."""
+        return self._slot.wait(timeout)
+
+    @property
+    def finished(self) -> bool:
+        """A camera never runs out of frames."""
+        return False
+
+    @property
+    def dropped(self) -> int:
+        """Frames captured but replaced by a newer one before the loop asked."""
+        return self._slot.dropped
+
+    def close(self) -> None:
+        """Stop the capture thread, then the camera."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        # Newer picamera2 can cancel a capture that waits for a frame (e.g. a loose cable).
+        cancel = getattr(self._camera, "cancel_all_and_flush", None)
+        if cancel is not None:
+            cancel()
+        self._thread.join(STOP_TIMEOUT_S)
+        if self._thread.is_alive():
+            _log.warning("camera capture thread did not stop timeout_s=%s", STOP_TIMEOUT_S)
+        self._camera.close()  # Picamera2.close() stops the camera first
+
+
+def _open_camera(camera_num: int) -> Any:
+    """Import picamera2 and open camera ``camera_num``."""
+    try:
+        picamera2 = importlib.import_module("picamera2")
+    except ImportError as exc:
+        raise RuntimeError(f"picamera2 is not available: {INSTALL_HINT}") from exc
+    try:
+        return picamera2.Picamera2(camera_num)
+    except RuntimeError as exc:  # picamera2 wraps every open failure in RuntimeError
+        raise RuntimeError(
+            f"cannot open camera {camera_num} ({exc}): check the ribbon cable; "
+            "`rpicam-hello --list-cameras` shows what libcamera sees"
+        ) from exc
+
+
+def _configure(camera: Any, size: tuple[int, int]) -> tuple[int, int]:
+    """Configure a YUV420 ``lores`` stream of ``size``; returns the size libcamera settled on."""
+    controls = importlib.import_module("libcamera").controls
+    config = camera.create_video_configuration(
+        # lores may not be larger than main, so main is the same small size; YUV420 keeps
+        # its buffers at 1.5 bytes a pixel since nothing reads it.
+        main={"size": size, "format": "YUV420"},
+        lores={"size": size, "format": "YUV420"},
+        controls=scan_controls(camera.camera_controls, controls),
+    )
+    camera.configure(config)
+    # libcamera may adjust sizes while validating; the configured ones are what arrives.
+    width, height = camera.camera_configuration()["lores"]["size"]
+    if (width, height) != size:
+        _log.info("camera adjusted lores size requested=%s actual=%s", size, (width, height))
+    return int(width), int(height)
