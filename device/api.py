@@ -116,21 +116,27 @@ class AnyRoadClient:
             ) as response:
                 raw = _read_capped(response, deadline, self._clock)
                 return _reply_from(response, raw)
-        except _TooLarge:
+        except _TooLargeError:
             log.warning("api error reason=response_too_large path=%s", path)
             return Reply("server_error", code="response_too_large")
-        except requests.Timeout:
-            return _unreachable("timeout", path)
-        except requests.exceptions.SSLError:
-            return _unreachable("tls_error", path)
-        except requests.ConnectionError:
-            return _unreachable("connection_failed", path)
         except requests.RequestException as error:
-            return _unreachable(type(error).__name__, path)
+            reason = next(
+                (name for kind, name in _UNREACHABLE_REASONS if isinstance(error, kind)),
+                type(error).__name__,
+            )
+            return _unreachable(reason, path)
 
 
-class _TooLarge(Exception):
+class _TooLargeError(Exception):
     pass
+
+
+# Most specific first: an SSLError is also a ConnectionError.
+_UNREACHABLE_REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (requests.Timeout, "timeout"),
+    (requests.exceptions.SSLError, "tls_error"),
+    (requests.ConnectionError, "connection_failed"),
+)
 
 
 def _read_capped(response: requests.Response, deadline: float, clock: Callable[[], float]) -> bytes:
@@ -140,7 +146,7 @@ def _read_capped(response: requests.Response, deadline: float, clock: Callable[[
     for chunk in response.iter_content(chunk_size=16384):
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise _TooLarge
+            raise _TooLargeError
         if clock() > deadline:
             raise requests.Timeout("response body too slow")
         chunks.append(chunk)
@@ -153,7 +159,11 @@ def _reply_from(response: requests.Response, raw: bytes) -> Reply:
     request_id = _request_id(body, response.headers)
     server_time = _http_date(response.headers.get("Date"))
     code = _text(body.get("code")) if body is not None else ""
-    common: dict[str, Any] = {"status": status, "request_id": request_id, "server_time": server_time}
+    common: dict[str, Any] = {
+        "status": status,
+        "request_id": request_id,
+        "server_time": server_time,
+    }
     reply = _classify(status, body, code, common)
     if reply.kind != "ticket":
         log.warning(
@@ -246,4 +256,3 @@ def _http_date(value: str | None) -> datetime | None:
         return parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-

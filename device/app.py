@@ -121,7 +121,7 @@ def build(
             beeper=outputs.beeper,
             relay=outputs.relay,
             render=render,
-            ready=lambda: loop.ready(),
+            ready=lambda: loop.ready(),  # noqa: PLW0108 - loop is bound just below
         )
         loop = ScanLoop(
             source=source,

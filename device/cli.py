@@ -91,7 +91,11 @@ def _run(args: argparse.Namespace) -> int:
             config.camera.source,
         )
         running.loop.run(stop)
-        log.info("stopped frames_decoded=%d dropped=%d", running.loop.frames_decoded, running.source.dropped)
+        log.info(
+            "stopped frames_decoded=%d dropped=%d",
+            running.loop.frames_decoded,
+            running.source.dropped,
+        )
     return 0
 
 
@@ -111,13 +115,15 @@ def _decode(args: argparse.Namespace) -> int:
         try:
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("L"))
-        except (OSError, UnidentifiedImageError) as error:
-            print(f"{log_safe(str(path))}: cannot read image: {error}", file=sys.stderr)
+        except (OSError, UnidentifiedImageError):
+            print(f"{log_safe(str(path), 200)}: cannot read image", file=sys.stderr)
             failed = True
             continue
         codes = decoder.decode(pixels)
         if args.json:
-            found = [{"text": code.text, "position": [list(p) for p in code.position]} for code in codes]
+            found = [
+                {"text": code.text, "position": [list(p) for p in code.position]} for code in codes
+            ]
             print(json.dumps({"file": str(path), "codes": found}, ensure_ascii=True))
         else:
             texts = ", ".join(log_safe(code.text, 200) for code in codes) or "(no code)"
@@ -153,7 +159,11 @@ def _one_request(args: argparse.Namespace) -> int:
     token = read_token(config.api.token_file)
     client = AnyRoadClient(config.api.base_url, token=lambda: token, timeout_s=config.api.timeout_s)
     try:
-        reply = client.scan(device, args.qr_code) if args.mode == "scan" else client.verify(args.qr_code)
+        reply = (
+            client.scan(device, args.qr_code)
+            if args.mode == "scan"
+            else client.verify(args.qr_code)
+        )
     finally:
         client.close()
     decision = decide(reply, mode=args.mode, device=device, reentry=config.scan.reentry)

@@ -1,4 +1,4 @@
-"""The TOML config file as frozen dataclasses; every error names the file, the key and what was expected."""
+"""The TOML config file as frozen dataclasses; errors name the file, key and expected value."""
 
 from __future__ import annotations
 
@@ -197,7 +197,9 @@ class _Reader:
             for key in cast(Mapping[str, Any], table):
                 if key not in self.known[section]:
                     known = ", ".join(sorted(self.known[section]))
-                    raise ConfigError(f"{self.path}: [{section}] {key}: unknown key (known: {known})")
+                    raise ConfigError(
+                        f"{self.path}: [{section}] {key}: unknown key (known: {known})"
+                    )
 
 
 _MISSING = object()

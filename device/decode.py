@@ -38,14 +38,14 @@ class ZxingDecoder:
         import zxingcpp  # noqa: PLC0415 - keep start-up cheap for commands that never decode
 
         self._zxing = zxingcpp
-        self._format = zxingcpp.BarcodeFormat.QRCode
+        self._formats = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
         # Plain: the bytes transcoded as the code says (ECI or guessed charset), without
         # the "human readable" escapes zxing-cpp applies by default.
         self._text_mode = zxingcpp.TextMode.Plain
 
     def decode(self, pixels: GrayPixels) -> list[Decoded]:
         results = self._zxing.read_barcodes(
-            pixels, formats=self._format, text_mode=self._text_mode
+            pixels, formats=self._formats, text_mode=self._text_mode
         )
         return [Decoded(result.text, _zxing_corners(result.position)) for result in results]
 
@@ -65,9 +65,7 @@ class ZbarDecoder:
 
     def decode(self, pixels: GrayPixels) -> list[Decoded]:
         height, width = pixels.shape
-        results = self._pyzbar.decode(
-            (pixels.tobytes(), width, height), symbols=self._symbols
-        )
+        results = self._pyzbar.decode((pixels.tobytes(), width, height), symbols=self._symbols)
         # ZBar hands QR text over as UTF-8 whatever the code's own charset was.
         return [
             Decoded(result.data.decode("utf-8", errors="replace"), _zbar_corners(result.polygon))

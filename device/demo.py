@@ -25,7 +25,7 @@ from device.loop import Report
 from device.sandbox import DEMO_TOKEN, SandboxServer, demo_tickets
 from device.verdicts import Verdict
 from hal.files import ImagesSource
-from hal.ports import Frame, FrameSource
+from hal.ports import Frame
 from hal.sim import SimTrigger
 
 FPS = 30
@@ -130,7 +130,9 @@ def _camera_view(code: str | None) -> Image.Image:
         tile = Image.fromarray(pixels.astype(np.uint8))
         screen = Image.new("L", (tile.width + 40, tile.height + 80), 250)
         screen.paste(tile, (20, 40))
-        view.paste(screen, ((FRAME_SIZE[0] - screen.width) // 2, (FRAME_SIZE[1] - screen.height) // 2))
+        view.paste(
+            screen, ((FRAME_SIZE[0] - screen.width) // 2, (FRAME_SIZE[1] - screen.height) // 2)
+        )
     return view
 
 
@@ -203,7 +205,10 @@ def _actions(
 
 
 def _narrate(out: TextIO, device: str) -> None:
-    print(f"device id {device}; a handheld on the sim backend, trigger pressed for each guest", file=out)
+    print(
+        f"device id {device}; a handheld on the sim backend, trigger pressed for each guest",
+        file=out,
+    )
     print("verdict          mode   ticket                   screen          latency", file=out)
 
 
@@ -215,4 +220,3 @@ def _summary(out: TextIO, script: list[Scene], reports: list[Report]) -> int:
         return 0
     print("demo FAILED: expected " + ", ".join(expected) + " but got " + ", ".join(shown), file=out)
     return 1
-

@@ -224,6 +224,7 @@ class FeedbackPlayer:
         """Start a verdict's cues at ``now``, silencing whatever was still playing."""
         self._pending.clear()
         self._apply_led_tone_off()
+        cues = tuple(cues)
         relay_cues = [cue for cue in cues if isinstance(cue, RelayCue)]
         if relay_cues:
             self._relay_pending = [(now + cue.at_s, cue) for cue in relay_cues]
@@ -231,7 +232,7 @@ class FeedbackPlayer:
         self.tick(now)
 
     def interrupt(self) -> None:
-        """Stop the current pattern's sound and scheduled changes (a new ticket is being checked)."""
+        """Stop the sound and the scheduled changes: a new ticket is being checked."""
         self._pending.clear()
         self._set_tone(None)
 
@@ -248,11 +249,12 @@ class FeedbackPlayer:
 
     def tick(self, now: float) -> None:
         """Apply every cue that is due."""
-        for queue in (self._relay_pending, self._pending):
-            due = [cue for at, cue in queue if at <= now]
-            queue[:] = [(at, cue) for at, cue in queue if at > now]
-            for cue in due:
-                self._apply(cue)
+        due: list[Cue] = [cue for at, cue in self._relay_pending if at <= now]
+        due += [cue for at, cue in self._pending if at <= now]
+        self._relay_pending = [(at, cue) for at, cue in self._relay_pending if at > now]
+        self._pending = [(at, cue) for at, cue in self._pending if at > now]
+        for cue in due:
+            self._apply(cue)
 
     def next_due(self) -> float | None:
         times = [at for at, _ in self._pending] + [at for at, _ in self._relay_pending]

@@ -28,7 +28,9 @@ def sample_screens(now: datetime | None = None) -> list[Screen]:
     screens = [ready_screen(online), ready_screen(online, armed=False)]
     for verdict in Verdict:
         first = ticket.scans[0] if verdict in (Verdict.ALREADY_SCANNED, Verdict.VALID) else None
-        decision = Decision(verdict, admits=verdict is Verdict.ADMITTED, ticket=ticket, first_scan=first)
+        decision = Decision(
+            verdict, admits=verdict is Verdict.ADMITTED, ticket=ticket, first_scan=first
+        )
         mode = "verify" if verdict is Verdict.VALID else "scan"
         connected = verdict not in (Verdict.UNREACHABLE, Verdict.ACCEPTED_OFFLINE)
         screens.append(screen_for(decision, status_line(mode, connected), UTC))

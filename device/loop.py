@@ -1,4 +1,4 @@
-"""The scan loop: newest frame -> decode -> debounce -> decide -> feedback. ``step()`` is one pass."""
+"""The scan loop: newest frame, decode, debounce, decide, feedback. ``step()`` is one pass."""
 
 from __future__ import annotations
 
@@ -85,10 +85,10 @@ class TriggerTracker:
             self.pressed_since = None
             if not self.long_press_done:
                 self.armed_until = now + ARMED_AFTER_RELEASE_S
-        if self.pressed_since is not None and not self.long_press_done:
-            if now - self.pressed_since >= LONG_PRESS_S:
-                self.long_press_done = True
-                return "long_press"
+        holding = self.pressed_since is not None and not self.long_press_done
+        if holding and now - (self.pressed_since or now) >= LONG_PRESS_S:
+            self.long_press_done = True
+            return "long_press"
         return None
 
     def armed(self, now: float) -> bool:
@@ -181,7 +181,9 @@ class ScanLoop:
         started = self.clock()
         self.player.play(cues, started)
         self._trigger_state.disarm()
-        report = Report(code, self.mode, decision, reply, screen, (started - frame.captured_at) * 1000)
+        report = Report(
+            code, self.mode, decision, reply, screen, (started - frame.captured_at) * 1000
+        )
         self._publish(report)
 
     def _publish(self, report: Report) -> None:

@@ -72,7 +72,9 @@ def terminal_art(image: Image.Image) -> str:
     pixels = np.asarray(image.convert("1"), dtype=np.uint8)
     height, width = pixels.shape
     pixels = np.pad(pixels, ((0, height % 2), (0, width % 2)))
-    index = 8 * pixels[::2, ::2] + 4 * pixels[::2, 1::2] + 2 * pixels[1::2, ::2] + pixels[1::2, 1::2]
+    index = (
+        8 * pixels[::2, ::2] + 4 * pixels[::2, 1::2] + 2 * pixels[1::2, ::2] + pixels[1::2, 1::2]
+    )
     rows = ["".join(QUADRANTS[value] for value in row) for row in index]
     border = "─" * index.shape[1]
     return "\n".join([f"┌{border}┐", *(f"│{row}│" for row in rows), f"└{border}┘"])

@@ -43,7 +43,9 @@ def decide(
     if reply.kind == "ticket" and reply.ticket is not None:
         ticket = reply.ticket
         if mode == "verify":
-            return Decision(Verdict.VALID, admits=False, ticket=ticket, first_scan=_first(ticket.scans))
+            return Decision(
+                Verdict.VALID, admits=False, ticket=ticket, first_scan=_first(ticket.scans)
+            )
         earlier = earlier_scans(ticket.scans, device, reply.server_time or now or datetime.now(UTC))
         if not earlier:
             return Decision(Verdict.ADMITTED, admits=True, ticket=ticket)
@@ -72,7 +74,7 @@ def earlier_scans(
     for index, scan in enumerate(scans):
         if scan.device == device and _is_recent(scan.scanned_at, server_now):
             newest = scans[this_scan].scanned_at if this_scan is not None else None
-            if newest is None or _aware(scan.scanned_at) >= _aware(newest):  # type: ignore[arg-type]
+            if newest is None or _aware(scan.scanned_at) >= _aware(newest):
                 this_scan = index
     return tuple(scan for index, scan in enumerate(scans) if index != this_scan)
 

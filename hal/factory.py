@@ -9,7 +9,7 @@ from pathlib import Path
 
 from device.config import CameraConfig, HardwareConfig, Profile
 from device.events import Emit, ignore
-from hal.ports import Beeper, Display, FrameSource, Lights, Relay, Trigger
+from hal.ports import Beeper, Display, FrameSource, LedName, Lights, Relay, Trigger
 from hal.sim import SimBeeper, SimDisplay, SimLights, SimRelay
 
 
@@ -37,7 +37,9 @@ def open_source(camera: CameraConfig, clock: Callable[[], float]) -> FrameSource
     if camera.source.startswith("images:"):
         from hal.files import ImagesSource  # noqa: PLC0415 - adapters load only when chosen
 
-        return ImagesSource(Path(camera.source.removeprefix("images:")), fps=camera.fps, clock=clock)
+        return ImagesSource(
+            Path(camera.source.removeprefix("images:")), fps=camera.fps, clock=clock
+        )
     from hal.picam import Picamera2Source  # noqa: PLC0415 - picamera2 exists only on a Pi
 
     return Picamera2Source(clock=clock)
@@ -70,7 +72,11 @@ def _open_gpio_outputs(hardware: HardwareConfig, profile: Profile) -> Outputs:
             address=hardware.i2c_address,
             height=hardware.display_height,
         )
-    pins = {"green": hardware.led_green, "amber": hardware.led_amber, "red": hardware.led_red}
+    pins: dict[LedName, int] = {
+        "green": hardware.led_green,
+        "amber": hardware.led_amber,
+        "red": hardware.led_red,
+    }
     return Outputs(
         display=display,
         lights=GpioLights(pins),

@@ -1,4 +1,4 @@
-"""Sim adapters: every output call becomes one event (a JSON line), so the whole loop runs off the Pi."""
+"""Sim adapters: every output call becomes one event (a JSON line), so the loop runs off the Pi."""
 
 from __future__ import annotations
 

@@ -68,11 +68,19 @@ def test_a_door_pulses_the_relay_only_for_admitted_guests() -> None:
     admitted = Decision(Verdict.ADMITTED, admits=True)
     refused = Decision(Verdict.CANCELED, admits=False)
     blank = Screen("x", "X")
-    assert [cue for cue in cues_for(admitted, blank, hold_s=2, relay_pulse_s=3) if isinstance(cue, RelayCue)] == [
+    assert [
+        cue
+        for cue in cues_for(admitted, blank, hold_s=2, relay_pulse_s=3)
+        if isinstance(cue, RelayCue)
+    ] == [
         RelayCue(0.0, True),
         RelayCue(3, False),
     ]
-    assert not [cue for cue in cues_for(refused, blank, hold_s=2, relay_pulse_s=3) if isinstance(cue, RelayCue)]
+    assert not [
+        cue
+        for cue in cues_for(refused, blank, hold_s=2, relay_pulse_s=3)
+        if isinstance(cue, RelayCue)
+    ]
 
 
 def test_the_next_guest_cuts_the_sound_short_but_not_the_open_door() -> None:
@@ -90,7 +98,9 @@ def test_the_next_guest_cuts_the_sound_short_but_not_the_open_door() -> None:
     assert events.of("relay") == [{"event": "relay", "on": True}, {"event": "relay", "on": False}]
 
 
-@pytest.mark.parametrize("verdict", [Verdict.UNAUTHORIZED, Verdict.SERVER_ERROR, Verdict.UNREACHABLE])
+@pytest.mark.parametrize(
+    "verdict", [Verdict.UNAUTHORIZED, Verdict.SERVER_ERROR, Verdict.UNREACHABLE]
+)
 def test_problems_with_the_scanner_blink(verdict: Verdict) -> None:
     events = Recorder()
     feedback = player(events)

@@ -23,7 +23,9 @@ def test_the_devicetree_serial_wins(files: dict[str, Path]) -> None:
 
 
 def test_cpuinfo_serial_when_no_devicetree(files: dict[str, Path]) -> None:
-    files["cpuinfo"].write_text("processor\t: 0\nHardware\t: BCM2835\nSerial\t\t: 00000000A1B2C3D4\n")
+    files["cpuinfo"].write_text(
+        "processor\t: 0\nHardware\t: BCM2835\nSerial\t\t: 00000000A1B2C3D4\n"
+    )
     assert device_id(**files) == "00000000a1b2c3d4"
 
 

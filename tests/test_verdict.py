@@ -26,9 +26,7 @@ def test_a_server_that_does_not_echo_the_new_scan_still_admits_a_first_scan() ->
     assert decision.verdict is Verdict.ADMITTED
 
 
-@pytest.mark.parametrize(
-    ("reentry", "admits"), [("warn", False), ("deny", False), ("allow", True)]
-)
+@pytest.mark.parametrize(("reentry", "admits"), [("warn", False), ("deny", False), ("allow", True)])
 def test_an_earlier_scan_elsewhere_is_already_scanned(reentry: str, admits: bool) -> None:
     earlier = ScanRecord("gate-2", NOW - timedelta(minutes=25))
     reply = ticket_reply(earlier, ScanRecord(ME, NOW))
@@ -40,7 +38,9 @@ def test_an_earlier_scan_elsewhere_is_already_scanned(reentry: str, admits: bool
 
 def test_a_second_scan_at_this_device_is_already_scanned() -> None:
     first = ScanRecord(ME, NOW - timedelta(seconds=30))
-    decision = decide(ticket_reply(first, ScanRecord(ME, NOW)), mode="scan", device=ME, reentry="warn")
+    decision = decide(
+        ticket_reply(first, ScanRecord(ME, NOW)), mode="scan", device=ME, reentry="warn"
+    )
     assert decision.verdict is Verdict.ALREADY_SCANNED
     assert decision.first_scan == first
 
@@ -58,7 +58,11 @@ def test_the_server_clock_decides_what_just_happened_not_ours() -> None:
 def test_verify_never_admits_and_shows_an_earlier_check_in() -> None:
     earlier = ScanRecord("gate-2", NOW - timedelta(minutes=5))
     decision = decide(ticket_reply(earlier), mode="verify", device=ME, reentry="allow")
-    assert (decision.verdict, decision.admits, decision.first_scan) == (Verdict.VALID, False, earlier)
+    assert (decision.verdict, decision.admits, decision.first_scan) == (
+        Verdict.VALID,
+        False,
+        earlier,
+    )
 
 
 @pytest.mark.parametrize(

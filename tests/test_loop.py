@@ -1,0 +1,242 @@
+"""The loop end to end: images: source + sim backend + sandbox server over real HTTP."""
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from device import decode
+from device.app import build
+from device.config import ApiConfig, CameraConfig, Config, DeviceConfig, HardwareConfig, ScanConfig
+from device.loop import LONG_PRESS_S, Report
+from device.sandbox import DEMO_TOKEN, Fault, SandboxServer
+from hal.sim import SimTrigger
+from tests.fakes import FakeClock
+from tests.frames import Shot, write_frames
+
+FPS = 10.0
+
+
+def play(
+    tmp_path: Path,
+    sandbox: SandboxServer,
+    shots: Sequence[Shot],
+    *,
+    profile: str = "door",
+    mode: str = "scan",
+    trigger: SimTrigger | None = None,
+    clock: FakeClock | None = None,
+    decoder: str = "zxing",
+) -> tuple[list[Report], list[dict[str, Any]]]:
+    """Run the loop over ``shots`` until the frames end; the reports and the events file."""
+    folder = write_frames(tmp_path / "frames", shots)
+    events = tmp_path / "events.jsonl"
+    config = Config(
+        api=ApiConfig(base_url=sandbox.url, timeout_s=0.5, mode=mode),  # type: ignore[arg-type]
+        camera=CameraConfig(source=f"images:{folder}", fps=FPS),
+        scan=ScanConfig(repeat_window_s=1.0, decoder=decoder),  # type: ignore[arg-type]
+        device=DeviceConfig(id="gate-test", profile=profile),  # type: ignore[arg-type]
+        hardware=HardwareConfig(
+            backend="sim", events=str(events), result_hold_s=0.5, relay_pulse_s=1.0
+        ),
+    )
+    clock = clock or FakeClock()
+    reports: list[Report] = []
+    with build(
+        config,
+        observers=[reports.append],
+        clock=clock,
+        sleep=clock.sleep,
+        token=DEMO_TOKEN,
+        trigger=trigger,
+    ) as running:
+        running.loop.run(threading.Event())
+    lines = events.read_text(encoding="ascii").splitlines()
+    return reports, [json.loads(line) for line in lines]
+
+
+def verdicts(events: list[dict[str, Any]]) -> list[str]:
+    return [event["verdict"] for event in events if event["event"] == "verdict"]
+
+
+def test_a_guest_is_admitted_and_the_events_say_so(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    reports, events = play(tmp_path, sandbox, [(None, 3), (codes["admitted"], 5), (None, 10)])
+    (verdict,) = [event for event in events if event["event"] == "verdict"]
+    assert verdict["verdict"] == "admitted"
+    assert verdict["qr_code"] == codes["admitted"]
+    assert verdict["mode"] == "scan"
+    assert verdict["latency_ms"] >= 0
+    kinds = [(event["event"], event.get("name"), event.get("on")) for event in events]
+    assert ("led", "green", True) in kinds
+    assert ("relay", None, True) in kinds  # a door unit opens for an admitted guest
+    assert ("relay", None, False) in kinds
+    displays = [event["text"] for event in events if event["event"] == "display"]
+    assert displays[0].startswith("READY")
+    assert displays[1].startswith("WELCOME")
+    assert displays[2].startswith("READY")  # the ready screen comes back by itself
+    assert json.loads(sandbox.seen()[0].body) == {
+        "device": "gate-test",
+        "qr_code": codes["admitted"],
+    }
+    assert reports[0].decision.verdict == "admitted"
+
+
+def test_a_code_held_in_view_is_one_scan_and_shown_again_later_is_a_second(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    held = int(FPS * 6)  # six seconds in view: far longer than the 1 s repeat window
+    _, events = play(
+        tmp_path,
+        sandbox,
+        [(codes["admitted"], held), (None, 15), (codes["admitted"], 3), (None, 10)],
+    )
+    assert verdicts(events) == ["admitted", "already_scanned"]
+    assert len(sandbox.seen()) == 2
+
+
+def test_every_ticket_case_gets_its_verdict(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    cases = ["admitted", "already_scanned", "canceled", "too_early", "too_late", "addon"]
+    shots: list[Shot] = []
+    for case in [*cases, "not-a-ticket"]:
+        shots += [(codes.get(case, case), 3), (None, 3)]
+    _, events = play(tmp_path, sandbox, shots)
+    assert verdicts(events) == [
+        "admitted",
+        "already_scanned",
+        "canceled",
+        "too_early",
+        "too_late",
+        "admitted",
+        "invalid",
+    ]
+    opened = [event["on"] for event in events if event["event"] == "relay"]
+    assert opened == [True, False, True, False]  # only the two admitted guests
+
+
+def test_an_unauthorized_answer_does_not_stop_the_next_guest(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    sandbox.inject(Fault.UNAUTHORIZED)
+    sandbox.inject(Fault.HTML)
+    shots: list[Shot] = [
+        (codes["admitted"], 2),
+        (None, 2),
+        (codes["admitted_2"], 2),
+        (None, 2),
+        (codes["admitted_3"], 2),
+        (None, 8),
+    ]
+    _, events = play(tmp_path, sandbox, shots)
+    assert verdicts(events) == ["unauthorized", "server_error", "admitted"]
+
+
+def test_a_dead_server_is_no_connection_and_the_status_line_says_offline(
+    tmp_path: Path, codes: dict[str, str]
+) -> None:
+    server = SandboxServer().start()
+    server.stop()
+    _, events = play(tmp_path, server, [(codes["admitted"], 2), (None, 10)])
+    assert verdicts(events) == ["unreachable"]
+    ready = [event["text"] for event in events if event["event"] == "display" and event["text"]][-1]
+    assert ready.startswith("READY") and ready.endswith("SCAN  OFFLINE")
+
+
+def test_verify_mode_checks_without_checking_in(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    _, events = play(
+        tmp_path, sandbox, [(codes["admitted"], 2), (None, 10)], mode="verify", profile="handheld"
+    )
+    assert verdicts(events) == ["valid"]
+    assert sandbox.seen()[0].path.endswith("/tickets/verify")
+    assert not [event for event in events if event["event"] == "relay"]
+
+
+def test_a_handheld_scans_only_after_the_trigger_and_a_long_press_switches_mode(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    clock = FakeClock()
+    trigger = SimTrigger()
+    script = {  # frame index -> trigger state, applied as the loop reaches that frame
+        10: True,
+        12: False,  # click: the next code is scanned
+        30: True,
+        30 + int(LONG_PRESS_S * FPS) + 2: False,  # long press: verify mode
+        50: True,
+        52: False,
+    }
+    start, advance = clock.now, clock.sleep
+
+    def sleep(seconds: float) -> None:
+        advance(seconds)
+        frame = int((clock.now - start) * FPS)
+        for index in [i for i in script if i <= frame]:
+            trigger.pressed = script.pop(index)
+
+    clock.sleep = sleep  # type: ignore[method-assign]
+    shots: list[Shot] = [
+        (codes["admitted"], 5),
+        (None, 10),
+        (codes["admitted_2"], 5),
+        (None, 35),
+        (codes["admitted_3"], 5),
+        (None, 10),
+    ]
+    _, events = play(tmp_path, sandbox, shots, profile="handheld", trigger=trigger, clock=clock)
+    # admitted (frames 0-4) is ignored: nobody pressed the trigger.
+    assert [
+        (event["verdict"], event["mode"]) for event in events if event["event"] == "verdict"
+    ] == [
+        ("admitted", "scan"),
+        ("valid", "verify"),
+    ]
+    assert {"event": "mode", "mode": "verify"} in events
+    assert [request.path.rsplit("/", 1)[1] for request in sandbox.seen()] == ["scan", "verify"]
+
+
+def test_hostile_codes_are_one_clear_verdict_and_never_reach_the_log_raw(
+    tmp_path: Path, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    hostile = ["\x1b]0;pwned\x07\x1b[2J", "\u202egnp.exe", '{"qr_code":"x"}', "Z" * 600]
+    shots: list[Shot] = []
+    for text in hostile:
+        shots += [(text, 2), (None, 2)]
+    _, events = play(tmp_path, sandbox, shots)
+    assert verdicts(events) == ["invalid"] * len(hostile)
+    assert [json.loads(request.body)["qr_code"] for request in sandbox.seen()] == hostile
+    assert (
+        "\x1b" not in caplog.text and "\u202e" not in caplog.text and "Z" * 100 not in caplog.text
+    )
+
+
+def test_a_decoder_that_fails_on_a_frame_does_not_stop_the_loop(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = decode.ZxingDecoder.decode
+    calls = {"n": 0}
+
+    def flaky(self: decode.ZxingDecoder, pixels: Any) -> list[decode.Decoded]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("decoder bug")
+        return real(self, pixels)
+
+    monkeypatch.setattr(decode.ZxingDecoder, "decode", flaky)
+    _, events = play(tmp_path, sandbox, [(codes["admitted"], 3), (None, 8)])
+    assert verdicts(events) == ["admitted"]
+
+
+def test_the_zbar_decoder_runs_the_same_loop(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    _, events = play(tmp_path, sandbox, [(codes["canceled"], 3), (None, 8)], decoder="zbar")
+    assert verdicts(events) == ["canceled"]
