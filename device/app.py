@@ -55,7 +55,7 @@ class ConsolePrinter:
             print(terminal_art(render(report.screen, (128, 64))), file=self._out)
         line = (
             f"{report.decision.verdict.value:<16} {report.mode:<6} "
-            f"{describe_code(report.code):<24} {report.screen.title:<15} "
+            f"{describe_code(report.code)[:24]:<24} {report.screen.title:<15} "
             f"{report.latency_ms:6.1f} ms"
         )
         print(line, file=self._out, flush=True)

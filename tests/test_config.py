@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from device.config import ConfigError, load_config
+from device.config import (
+    CameraConfig,
+    ConfigError,
+    DeviceConfig,
+    HardwareConfig,
+    ScanConfig,
+    load_config,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -120,3 +127,10 @@ def test_a_secret_in_a_bad_value_is_not_echoed_whole(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert secret not in str(caught.value)
+
+
+def test_the_shipped_example_config_is_valid_and_says_the_defaults() -> None:
+    example = load_config(Path(__file__).parents[1] / "deploy" / "config.example.toml")
+    assert example.api.base_url == "https://api.example.com/anyroad"
+    assert (example.camera, example.scan) == (CameraConfig(), ScanConfig())
+    assert (example.device, example.hardware) == (DeviceConfig(), HardwareConfig())
