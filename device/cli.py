@@ -102,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from device.demo import run_demo  # noqa: PLC0415
 
+    if not args.verbose:  # one printed line per verdict; -v shows the field log beside it
+        logging.getLogger().setLevel(logging.WARNING)
     return run_demo(sys.stdout, events=args.events)
 
 
