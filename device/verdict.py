@@ -70,19 +70,15 @@ def earlier_scans(
     this device stamped near the server's clock; a server that does not echo it simply has
     no such entry, and every scan it lists is an earlier one.
     """
-    this_scan = None
-    for index, scan in enumerate(scans):
-        if scan.device == device and _is_recent(scan.scanned_at, server_now):
-            newest = scans[this_scan].scanned_at if this_scan is not None else None
-            if newest is None or _aware(scan.scanned_at) >= _aware(newest):
-                this_scan = index
+    recent_here = [
+        (_aware(scan.scanned_at), index)
+        for index, scan in enumerate(scans)
+        if scan.device == device
+        and scan.scanned_at is not None
+        and abs(_aware(scan.scanned_at) - _aware(server_now)) <= THIS_SCAN_TOLERANCE
+    ]
+    this_scan = max(recent_here)[1] if recent_here else None
     return tuple(scan for index, scan in enumerate(scans) if index != this_scan)
-
-
-def _is_recent(when: datetime | None, server_now: datetime) -> bool:
-    if when is None:
-        return False
-    return abs(_aware(when) - _aware(server_now)) <= THIS_SCAN_TOLERANCE
 
 
 def _aware(when: datetime) -> datetime:
