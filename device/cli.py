@@ -150,7 +150,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _one_request(args: argparse.Namespace) -> int:
     from device.api import AnyRoadClient  # noqa: PLC0415
-    from device.app import read_token  # noqa: PLC0415
+    from device.app import make_check, read_token  # noqa: PLC0415
     from device.feedback import screen_for, status_line  # noqa: PLC0415
     from device.identity import device_id  # noqa: PLC0415
     from device.tickets import describe_code, log_safe  # noqa: PLC0415
@@ -161,11 +161,7 @@ def _one_request(args: argparse.Namespace) -> int:
     token = read_token(config.api.token_file)
     client = AnyRoadClient(config.api.base_url, token=lambda: token, timeout_s=config.api.timeout_s)
     try:
-        reply = (
-            client.scan(device, args.qr_code)
-            if args.mode == "scan"
-            else client.verify(args.qr_code)
-        )
+        reply = make_check(client, device)(args.qr_code, args.mode)
     finally:
         client.close()
     decision = decide(reply, mode=args.mode, device=device, reentry=config.scan.reentry)

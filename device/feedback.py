@@ -222,7 +222,6 @@ class FeedbackPlayer:
 
     def play(self, cues: Iterable[Cue], now: float) -> None:
         """Start a verdict's cues at ``now``, silencing whatever was still playing."""
-        self._pending.clear()
         self._apply_led_tone_off()
         cues = tuple(cues)
         relay_cues = [cue for cue in cues if isinstance(cue, RelayCue)]
