@@ -85,8 +85,8 @@ class TriggerTracker:
             self.pressed_since = None
             if not self.long_press_done:
                 self.armed_until = now + ARMED_AFTER_RELEASE_S
-        holding = self.pressed_since is not None and not self.long_press_done
-        if holding and now - (self.pressed_since or now) >= LONG_PRESS_S:
+        since = self.pressed_since
+        if since is not None and not self.long_press_done and now - since >= LONG_PRESS_S:
             self.long_press_done = True
             return "long_press"
         return None

@@ -12,7 +12,7 @@ import pytest
 from device import decode
 from device.app import build
 from device.config import ApiConfig, CameraConfig, Config, DeviceConfig, HardwareConfig, ScanConfig
-from device.loop import LONG_PRESS_S, Report
+from device.loop import LONG_PRESS_S, Report, TriggerTracker
 from device.sandbox import DEMO_TOKEN, Fault, SandboxServer
 from hal.sim import SimTrigger
 from tests.fakes import FakeClock
@@ -240,3 +240,13 @@ def test_the_zbar_decoder_runs_the_same_loop(
 ) -> None:
     _, events = play(tmp_path, sandbox, [(codes["canceled"], 3), (None, 8)], decoder="zbar")
     assert verdicts(events) == ["canceled"]
+
+
+@pytest.mark.parametrize("start", [0.0, 1000.0])
+def test_a_long_press_is_seen_whatever_the_clock_reads(start: float) -> None:
+    tracker = TriggerTracker()
+    assert tracker.update(True, start) is None
+    assert tracker.armed(start)
+    assert tracker.update(True, start + LONG_PRESS_S) == "long_press"
+    assert tracker.update(False, start + LONG_PRESS_S + 0.1) is None
+    assert not tracker.armed(start + LONG_PRESS_S + 0.1)  # a long press switches, it does not scan
