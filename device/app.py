@@ -99,7 +99,7 @@ def build(
             events = EventLog.open(Path(config.hardware.events))
             stack.callback(events.close)
             emit = events.emit
-        decoder = make_decoder(config.scan.decoder)
+        decoder = make_decoder(config.scan.decoder, budget_s=config.scan.decode_budget_s)
         outputs = open_outputs(config.hardware, config.device.profile, emit)
         stack.callback(outputs.close)
         outputs.trigger = trigger or outputs.trigger

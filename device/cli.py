@@ -15,9 +15,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from device.config import ConfigError, load_config
+from device.decode import DECODER_NAMES
 from device.version import VERSION
 
 DEFAULT_CONFIG = Path("/etc/ticket-scanner/config.toml")
+# A still image is nobody waiting at a gate: let ``auto`` try everything it has.
+STILL_IMAGE_BUDGET_S = 2.0
 log = logging.getLogger("ticket_scanner")
 
 
@@ -56,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     decode = command("decode", _decode, "decode QR codes in image files")
     decode.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     decode.add_argument("--json", action="store_true", help="one JSON object per image")
-    decode.add_argument("--decoder", choices=("zxing", "zbar"), default="zxing")
+    decode.add_argument("--decoder", choices=DECODER_NAMES, default="auto")
     command("device-id", _device_id, "print the device id sent with every scan").add_argument(
         "--config", type=Path, help="config file whose [device] id overrides the serial"
     )
@@ -111,7 +114,7 @@ def _decode(args: argparse.Namespace) -> int:
     from device.decode import make_decoder  # noqa: PLC0415
     from device.tickets import log_safe  # noqa: PLC0415
 
-    decoder = make_decoder(args.decoder)
+    decoder = make_decoder(args.decoder, budget_s=STILL_IMAGE_BUDGET_S)
     failed = False
     for path in args.images:
         try:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
+from device.decode import DECODER_NAMES, DEFAULT_BUDGET_S, DecoderName
+
 Mode = Literal["scan", "verify"]
 Reentry = Literal["allow", "warn", "deny"]
 Profile = Literal["handheld", "door"]
@@ -40,7 +42,8 @@ class CameraConfig:
 class ScanConfig:
     repeat_window_s: float = 3.0
     reentry: Reentry = "warn"
-    decoder: Literal["zxing", "zbar"] = "zxing"
+    decoder: DecoderName = "auto"
+    decode_budget_s: float = DEFAULT_BUDGET_S
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             ScanConfig,
             repeat_window_s=reader.value("scan", "repeat_window_s", _non_negative_float),
             reentry=reader.value("scan", "reentry", _choice("allow", "warn", "deny")),
-            decoder=reader.value("scan", "decoder", _choice("zxing", "zbar")),
+            decoder=reader.value("scan", "decoder", _choice(*DECODER_NAMES)),
+            decode_budget_s=reader.value("scan", "decode_budget_s", _positive_float),
         ),
         device=reader.section(
             "device",

@@ -30,7 +30,7 @@ def play(
     mode: str = "scan",
     trigger: SimTrigger | None = None,
     clock: FakeClock | None = None,
-    decoder: str = "zxing",
+    decoder: str = "auto",
 ) -> tuple[list[Report], list[dict[str, Any]]]:
     """Run the loop over ``shots`` until the frames end; the reports and the events file."""
     folder = write_frames(tmp_path / "frames", shots)
