@@ -250,3 +250,14 @@ def test_a_long_press_is_seen_whatever_the_clock_reads(start: float) -> None:
     assert tracker.update(True, start + LONG_PRESS_S) == "long_press"
     assert tracker.update(False, start + LONG_PRESS_S + 0.1) is None
     assert not tracker.armed(start + LONG_PRESS_S + 0.1)  # a long press switches, it does not scan
+
+
+def test_the_events_mark_the_first_frame_and_count_frames_at_the_end(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    _, events = play(tmp_path, sandbox, [(None, 2), (codes["admitted"], 3), (None, 5)])
+    kinds = [event["event"] for event in events if event["event"] != "display"]
+    assert kinds.index("first_frame") < kinds.index("verdict")
+    assert kinds.count("first_frame") == 1
+    (stopped,) = [event for event in events if event["event"] == "stopped"]
+    assert stopped == {"event": "stopped", "frames": 10, "dropped": 0}
