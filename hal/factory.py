@@ -42,7 +42,7 @@ def open_source(camera: CameraConfig, clock: Callable[[], float]) -> FrameSource
         )
     from hal.picam import Picamera2Source  # noqa: PLC0415 - picamera2 exists only on a Pi
 
-    return Picamera2Source(clock=clock)
+    return Picamera2Source(camera.size, zoom=camera.zoom, fps=camera.fps, clock=clock)
 
 
 def open_outputs(hardware: HardwareConfig, profile: Profile, emit: Emit = ignore) -> Outputs:

@@ -45,9 +45,13 @@ mode = "verify"
 [camera]
 source = "images:frames"
 fps = 15
+size = [1280, 720]
+zoom = 1
 [scan]
 repeat_window_s = 2
 reentry = "deny"
+decoder = "zbar"
+decode_budget_s = 0.25
 [device]
 id = "gate-7"
 profile = "door"
@@ -60,7 +64,9 @@ events = "events.jsonl"
     assert config.api.token_file == Path("/run/token")
     assert (config.api.timeout_s, config.api.mode) == (1.5, "verify")
     assert (config.camera.source, config.camera.fps) == ("images:frames", 15.0)
+    assert (config.camera.size, config.camera.zoom) == ((1280, 720), 1.0)
     assert (config.scan.repeat_window_s, config.scan.reentry) == (2.0, "deny")
+    assert (config.scan.decoder, config.scan.decode_budget_s) == ("zbar", 0.25)
     assert (config.device.id, config.device.profile) == ("gate-7", "door")
     assert (config.hardware.backend, config.hardware.events) == ("sim", "events.jsonl")
 
@@ -93,6 +99,18 @@ events = "events.jsonl"
         (
             '[api]\nbase_url = "https://x"\n[camera]\nfps = "30"\n',
             "[camera] fps: expected a number above 0, got '30'",
+        ),
+        (
+            '[api]\nbase_url = "https://x"\n[camera]\nsize = [641, 480]\n',
+            "[camera] size: expected [width, height]: even whole numbers",
+        ),
+        (
+            '[api]\nbase_url = "https://x"\n[camera]\nzoom = 0.5\n',
+            "[camera] zoom: expected a number from 1 to 8, got 0.5",
+        ),
+        (
+            '[api]\nbase_url = "https://x"\n[scan]\ndecoder = "opencv"\n',
+            '[scan] decoder: expected one of "auto" | "zxing" | "zbar"',
         ),
         (
             '[api]\nbase_url = "https://x"\n[hardware]\nled_red = 40\n',

@@ -15,12 +15,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from device.config import CameraConfig
 from hal.picam import (
     INSTALL_HINT,
     NewestFrameSlot,
     Picamera2Source,
     RawArray,
     capture_frames,
+    centre_crop,
+    pixels_per_module,
     scan_controls,
     y_plane,
 )
@@ -173,20 +176,75 @@ def test_capture_error_while_stopping_is_no_failure() -> None:
 
 CONTROLS = SimpleNamespace(
     AfModeEnum=SimpleNamespace(Continuous="af-continuous"),
+    AfRangeEnum=SimpleNamespace(Macro="af-macro"),
+    AfSpeedEnum=SimpleNamespace(Fast="af-fast"),
     AeExposureModeEnum=SimpleNamespace(Short="ae-short"),
 )
+CAMERA_MODULE_3 = (0, 0, 4608, 2592)  # IMX708: 16:9, 66 degrees across
+CAMERA_MODULE_2 = (0, 0, 3280, 2464)  # IMX219: 4:3, 62.2 degrees across
+AUTOFOCUS_CAMERA = {
+    "AfMode": (0, 2, 0),
+    "AfRange": (0, 2, 0),
+    "AfSpeed": (0, 1, 0),
+    "AeExposureMode": (0, 3, 0),
+    "FrameDurationLimits": (33, 1_000_000, 33_333),
+    "ScalerCrop": ((0, 0, 64, 64), CAMERA_MODULE_3, CAMERA_MODULE_3),
+    "ExposureTime": (1, 9, 5),
+}
 
 
-def test_autofocus_and_short_exposure_are_asked_for_where_the_camera_has_them() -> None:
-    available = {"AfMode": (0, 2, 0), "AeExposureMode": (0, 3, 0), "ExposureTime": (1, 9, 5)}
-    assert scan_controls(available, CONTROLS) == {
+def test_fast_close_range_autofocus_short_exposure_and_zoom_where_the_camera_has_them() -> None:
+    crop = (1440, 648, 1728, 1296)
+    assert scan_controls(AUTOFOCUS_CAMERA, CONTROLS, crop=crop, fps=30) == {
         "AfMode": "af-continuous",
+        "AfRange": "af-macro",
+        "AfSpeed": "af-fast",
         "AeExposureMode": "ae-short",
+        "FrameDurationLimits": (33_333, 33_333),
+        "ScalerCrop": crop,
     }
 
 
 def test_fixed_focus_camera_gets_no_autofocus_control() -> None:
-    assert "AfMode" not in scan_controls({"AeExposureMode": (0, 3, 0)}, CONTROLS)
+    fixed_focus = {"AeExposureMode": (0, 3, 0), "ScalerCrop": AUTOFOCUS_CAMERA["ScalerCrop"]}
+    assert set(scan_controls(fixed_focus, CONTROLS, crop=CAMERA_MODULE_2, fps=30)) == {
+        "AeExposureMode",
+        "ScalerCrop",
+    }
+
+
+@pytest.mark.parametrize(
+    ("sensor", "zoom", "crop"),
+    [
+        (CAMERA_MODULE_3, 1.0, (576, 0, 3456, 2592)),  # 4:3 frames from a 16:9 sensor
+        (CAMERA_MODULE_3, 2.0, (1440, 648, 1728, 1296)),
+        (CAMERA_MODULE_2, 1.0, (0, 2, 3280, 2460)),  # not quite 4:3
+        (CAMERA_MODULE_2, 2.0, (820, 617, 1640, 1230)),
+    ],
+)
+def test_zoom_shows_the_centre_of_the_sensor_at_the_frames_aspect_ratio(
+    sensor: tuple[int, int, int, int], zoom: float, crop: tuple[int, int, int, int]
+) -> None:
+    assert centre_crop(sensor, (640, 480), zoom) == crop
+
+
+@pytest.mark.parametrize(("sensor", "hfov_deg"), [(CAMERA_MODULE_3, 66.0), (CAMERA_MODULE_2, 62.2)])
+def test_the_default_zoom_gives_a_ticket_code_enough_pixels_at_arms_length(
+    sensor: tuple[int, int, int, int], hfov_deg: float
+) -> None:
+    # A 4 cm AnyRoad code has 45 modules; zxing-cpp wants at least 2-3 pixels on each.
+    def at_30_cm(zoom: float) -> float:
+        crop = centre_crop(sensor, (640, 480), zoom)
+        return pixels_per_module(
+            640,
+            sensor_fraction=crop[2] / sensor[2],
+            hfov_deg=hfov_deg,
+            distance_mm=300,
+            module_mm=40 / 45,
+        )
+
+    assert at_30_cm(CameraConfig().zoom) >= 3.0
+    assert at_30_cm(1.0) < 2.5  # why the default zooms at all
 
 
 # --- the adapter against a fake picamera2 ---------------------------------------------------
@@ -200,6 +258,7 @@ class FakePicamera2:
     def __init__(self, camera_num: int, *, camera_controls: dict[str, Any]) -> None:
         self.camera_num = camera_num
         self.camera_controls = camera_controls
+        self.camera_properties = {"PixelArraySize": CAMERA_MODULE_3[2:]}
         self.configured: dict[str, Any] | None = None
         self.adjusted_size: tuple[int, int] | None = None
         self.arrays: list[RawArray] = []
@@ -239,7 +298,7 @@ class FakePicamera2:
 def fake_modules(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakePicamera2]]:
     """Fake ``picamera2`` and ``libcamera`` modules; yields the cameras they open."""
     cameras: list[FakePicamera2] = []
-    controls: dict[str, Any] = {"AfMode": (0, 2, 0), "AeExposureMode": (0, 3, 0)}
+    controls: dict[str, Any] = AUTOFOCUS_CAMERA
 
     def open_camera(camera_num: int) -> FakePicamera2:
         camera = FakePicamera2(camera_num, camera_controls=controls)
@@ -259,7 +318,7 @@ def fake_modules(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakePicamera2
 def test_source_configures_a_yuv420_lores_stream_with_scan_controls(
     fake_modules: list[FakePicamera2],
 ) -> None:
-    source = Picamera2Source(size=(640, 480), clock=lambda: 42.0)
+    source = Picamera2Source(size=(640, 480), zoom=2.0, fps=25.0, clock=lambda: 42.0)
     try:
         (camera,) = fake_modules
         assert camera.configured is not None
@@ -267,7 +326,11 @@ def test_source_configures_a_yuv420_lores_stream_with_scan_controls(
         assert camera.configured["main"]["size"] == (640, 480)  # lores may not exceed main
         assert camera.configured["controls"] == {
             "AfMode": "af-continuous",
+            "AfRange": "af-macro",
+            "AfSpeed": "af-fast",
             "AeExposureMode": "ae-short",
+            "FrameDurationLimits": (40_000, 40_000),
+            "ScalerCrop": (1440, 648, 1728, 1296),
         }
         assert camera.started
     finally:
