@@ -80,6 +80,9 @@ class ScriptedSource:
     def next_due(self) -> float | None:
         return self._frames.next_due()
 
+    def wait_for_frame(self, timeout: float) -> bool:
+        return self._frames.wait_for_frame(timeout)
+
     @property
     def finished(self) -> bool:
         return self._frames.finished

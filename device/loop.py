@@ -231,7 +231,13 @@ class ScanLoop:
 
     def _idle(self, now: float) -> None:
         self.player.refresh_ready()
-        wake = [due for due in (self.player.next_due(), self.source.next_due()) if due is not None]
-        if self.trigger is not None or not wake:
-            wake.append(now + self.settings.idle_poll_s)  # a button or a live camera: poll
-        self.sleep(max(0.0, min(wake) - now))
+        frame_due = self.source.next_due()
+        wake = [due for due in (self.player.next_due(), frame_due) if due is not None]
+        if self.trigger is not None:
+            wake.append(now + self.settings.idle_poll_s)  # a button: poll it
+        delay = max(0.0, min(wake) - now) if wake else self.settings.idle_poll_s
+        if frame_due is None and not self.source.finished:
+            # A live camera: wake the moment its next frame lands, not a poll later.
+            self.source.wait_for_frame(delay)
+        else:
+            self.sleep(delay)

@@ -62,6 +62,10 @@ class ImagesSource:
             return self._clock()  # the first frame is due on the first newest() call
         return self._due_at(self._next)
 
+    def wait_for_frame(self, timeout: float) -> bool:
+        """Never blocks: frames are due on the loop's clock, and the loop sleeps on it."""
+        return False
+
     @property
     def finished(self) -> bool:
         """True once the last image has been handed out."""

@@ -46,6 +46,13 @@ class FrameSource(Protocol):
         """When the next frame is expected on the loop's clock; None if unknown (a live camera)."""
         ...
 
+    def wait_for_frame(self, timeout: float) -> bool:
+        """A live camera: block up to ``timeout`` seconds until a frame waits; True if one does.
+
+        A source paced by the loop's clock (``next_due`` is not None) returns False at once.
+        """
+        ...
+
     @property
     def dropped(self) -> int:
         """Frames that arrived but were superseded before the loop asked for them."""

@@ -261,3 +261,43 @@ def test_the_events_mark_the_first_frame_and_count_frames_at_the_end(
     assert kinds.count("first_frame") == 1
     (stopped,) = [event for event in events if event["event"] == "stopped"]
     assert stopped == {"event": "stopped", "frames": 10, "dropped": 0}
+
+
+class LiveCamera:
+    """A camera whose frames land when they land: the loop must wait on it, not sleep."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def newest(self) -> None:
+        return None
+
+    def next_due(self) -> None:
+        return None
+
+    def wait_for_frame(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return False
+
+    finished = False
+    dropped = 0
+
+    def close(self) -> None:
+        pass
+
+
+def test_with_a_live_camera_the_idle_loop_waits_for_the_next_frame_instead_of_sleeping(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    camera, clock = LiveCamera(), FakeClock()
+    config = Config(
+        api=ApiConfig(base_url=sandbox.url),
+        camera=CameraConfig(source=f"images:{tmp_path}"),
+        device=DeviceConfig(id="gate-test", profile="door"),
+        hardware=HardwareConfig(backend="sim"),
+    )
+    with build(config, clock=clock, sleep=clock.sleep, token=DEMO_TOKEN, source=camera) as running:
+        for _ in range(3):
+            assert running.loop.step()
+    assert clock.slept == []
+    assert camera.waits == [0.01, 0.01, 0.01]  # bounded, so a stop request is seen
