@@ -4,10 +4,15 @@ Most camera frames hold no code, and on those ``auto`` costs one zxing-cpp call.
 zxing-cpp finds a QR symbol but cannot decode it (a checksum error on a crumpled ticket,
 glare, modules too small), the region around it gets other chances, cheapest first:
 
-1. zxing-cpp with its global-histogram binarizer (uneven light, glare on a phone),
+1. zxing-cpp with its global-histogram binarizer (uneven light),
 2. zxing-cpp on the region scaled up twice (modules only a pixel or two wide),
-3. ZBar on the region (it samples the grid differently and copes with bent paper),
-4. ZBar on the whole frame (when the symbol's outline was too far off to crop well).
+3. the same on the region contrast-stretched first (glare, a dim phone screen),
+4. ZBar on the stretched region, then on the region scaled up (ZBar samples the grid
+   differently and copes with bent paper),
+5. ZBar on the whole frame (when the symbol's outline was too far off to crop well).
+
+The steps were chosen on the sample photos degraded by glare, low contrast, blur, JPEG
+and small size: each one rescues photos the steps before it miss.
 
 A time budget stops the sequence between steps, so one hard frame cannot stall the gate.
 ZBar steps need libzbar0; without it ``auto`` still runs the zxing-cpp steps.
@@ -43,7 +48,7 @@ Attempt = Callable[[], list[Decoded]]
 
 MARGIN = 0.25  # crop this much of the symbol's size around it: quiet zone and a bad outline
 MAX_REGIONS = 2  # a ticket scanner looks at one code; more symbols are noise or a sheet
-UPSCALE_BELOW_PX = 320  # scaling a larger region up costs more than it ever helped
+UPSCALE_BELOW_PX = 400  # scaling a larger region up costs more than it ever helped
 
 
 @dataclass
@@ -107,27 +112,33 @@ class AutoDecoder:
 
     def _attempts(self, pixels: GrayPixels, regions: list[Box]) -> Iterator[tuple[str, Attempt]]:
         """The second look's steps, cheapest and most often useful first."""
+        zbar = self._zbar
         for box in regions:
             crop = _crop(pixels, box)
-            yield "zxing-global", partial(self._zxing_global, crop, box)
-            if max(crop.shape) < UPSCALE_BELOW_PX:
-                yield "zxing-2x", partial(self._zxing_scaled, crop, box)
-            if self._zbar is not None:
-                yield "zbar-region", partial(_in_frame, self._zbar.decode, crop, box)
-        if self._zbar is not None:
-            yield "zbar-frame", partial(self._zbar.decode, pixels)
+            small = max(crop.shape) < UPSCALE_BELOW_PX
+            yield "zxing-global", partial(_look, self._zxing_global, crop, box)
+            if small:
+                yield "zxing-2x", partial(_look, self._zxing.decode, crop, box, scale=2)
+                yield (
+                    "zxing-2x-stretched",
+                    partial(_look, self._zxing.decode, _stretched(crop), box, scale=2),
+                )
+            if zbar is not None:
+                yield "zbar-stretched", partial(_look, zbar.decode, _stretched(crop), box)
+                if small:
+                    yield "zbar-2x", partial(_look, zbar.decode, crop, box, scale=2)
+        if zbar is not None:
+            yield "zbar-frame", partial(zbar.decode, pixels)
 
-    def _zxing_global(self, crop: GrayPixels, box: Box) -> list[Decoded]:
-        return _moved(self._zxing.read(crop, binarizer="global").found, box)
-
-    def _zxing_scaled(self, crop: GrayPixels, box: Box) -> list[Decoded]:
-        return _moved(self._zxing.decode(_scaled(crop, 2)), box, scale=2)
+    def _zxing_global(self, pixels: GrayPixels) -> list[Decoded]:
+        return self._zxing.read(pixels, binarizer="global").found
 
 
-def _in_frame(
-    decode: Callable[[GrayPixels], list[Decoded]], crop: GrayPixels, box: Box
+def _look(
+    decode: Callable[[GrayPixels], list[Decoded]], crop: GrayPixels, box: Box, scale: int = 1
 ) -> list[Decoded]:
-    return _moved(decode(crop), box)
+    """Decode ``crop`` of ``box`` (scaled up ``scale`` times); corners in frame coordinates."""
+    return _moved(decode(_scaled(crop, scale) if scale > 1 else crop), box, scale)
 
 
 def _regions_to_retry(
@@ -193,6 +204,18 @@ def _scaled(pixels: GrayPixels, factor: int) -> GrayPixels:
         (width * factor, height * factor), Image.Resampling.BILINEAR
     )
     return np.asarray(image)
+
+
+def _stretched(pixels: GrayPixels) -> GrayPixels:
+    """Contrast stretched so the darkest and brightest 1% become black and white."""
+    counts = np.bincount(pixels.ravel(), minlength=256).cumsum()
+    low = int(np.searchsorted(counts, counts[-1] * 0.01))
+    high = int(np.searchsorted(counts, counts[-1] * 0.99))
+    if high - low < 8:  # flat: nothing to stretch, and noise would be blown up
+        return pixels
+    table = np.clip((np.arange(256) - low) * (255 / (high - low)), 0, 255).astype(np.uint8)
+    stretched: GrayPixels = table[pixels]
+    return stretched
 
 
 def _moved(codes: list[Decoded], box: Box, scale: int = 1) -> list[Decoded]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from device.autodecode import AutoDecoder
-from device.decode import Decoded, ZbarDecoder, ZxingDecoder
+from device.decode import Decoded, MissingLibraryError, ZbarDecoder, ZxingDecoder
 from hal.ports import GrayPixels
 from tests.samples import SAMPLES, Sample, samples
 
@@ -73,13 +73,14 @@ def test_a_rescued_code_is_placed_where_it_is_in_the_frame() -> None:
     assert 100 <= min(ys) < max(ys) <= 100 + photo.shape[0]
 
 
-def test_zbar_looks_at_the_region_and_then_the_whole_frame() -> None:
+def test_zbar_looks_at_the_region_then_at_it_scaled_up_then_at_the_whole_frame() -> None:
     zbar = RecordingDecoder()
     auto = AutoDecoder(ZxingDecoder(), zbar, budget_s=10.0)
     pixels = sample_at(HOPELESS).pixels()
     assert auto.decode(pixels) == []
-    region, whole = zbar.shown
+    region, scaled, whole = zbar.shown
     assert region[0] < pixels.shape[0] or region[1] < pixels.shape[1]
+    assert scaled == (region[0] * 2, region[1] * 2)
     assert whole == pixels.shape
 
 
@@ -98,7 +99,7 @@ def test_without_libzbar0_the_zxing_steps_still_rescue(
     from device import autodecode  # noqa: PLC0415
 
     def missing() -> ZbarDecoder:
-        raise autodecode.MissingLibraryError("no libzbar0")
+        raise MissingLibraryError("no libzbar0")
 
     monkeypatch.setattr(autodecode, "ZbarDecoder", missing)
     assert read_by(AutoDecoder.create(), sample_at(CRUMPLED))
