@@ -1,12 +1,13 @@
-# make demo · make test · make lint — each bootstraps .venv on first use.
+# make demo · make test · make lint · make bench — each bootstraps .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 # On a Raspberry Pi the venv must see apt's picamera2 and lgpio.
 VENV_FLAGS := $(shell grep -qs "Raspberry Pi" /proc/device-tree/model && echo --system-site-packages)
 
-.PHONY: demo test lint check-zbar clean
+.PHONY: demo test lint bench check-zbar clean
 
 demo: $(STAMP)
 	$(BIN)/ticket-scanner demo
@@ -19,6 +20,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Benchmarks, apart from the tests: a table on stdout, JSON and plots in bench/out/ (~3 min).
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS=--quick
+bench: $(BENCH_STAMP) check-zbar
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 		echo "ticket-scanner needs Python 3.11 or newer ($(PYTHON)); Raspberry Pi OS bookworm has it."; exit 1; }
@@ -28,6 +34,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --editable '.[dev]'
 	@touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet --editable '.[dev,bench]'
+	@touch $(BENCH_STAMP)
 
 check-zbar: $(STAMP)
 	@$(BIN)/python -c 'from pyzbar import pyzbar' 2>/dev/null || { \
