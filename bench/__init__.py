@@ -1,10 +1,11 @@
 """``make bench``: what the scanner costs, measured apart from the tests.
 
-``python -m bench`` runs five parts and writes ``bench/out/``: ``bench.json``, ``latency.png``
+``python -m bench`` runs six parts and writes ``bench/out/``: ``bench.json``, ``latency.png``
 and ``read_rates.png``; it prints a table. Each part is one module:
 
 - ``decode_cost``: per-frame decode time of each decoder beside the bare library calls,
 - ``read_rates``: reads and false positives on the sample photos,
+- ``degraded``: the same on the photos made harder (glare, low contrast, blur, JPEG, small, noise),
 - ``latency``: capture-to-feedback time through the whole loop against the sandbox,
 - ``startup``: time to the first decoded frame and peak RSS of ``ticket-scanner run``,
 - ``memory``: RSS over 10,000 frames through the loop, in a process of its own.

@@ -21,6 +21,7 @@ from bench import (
     BenchError,
     configure_logging,
     decode_cost,
+    degraded,
     latency,
     memory,
     read_rates,
@@ -101,6 +102,7 @@ def _measure(results: Results, photos: list[Photo], samples: Path, size: Size) -
         ),
     )
     results.read_rates = part.run("read_rates", lambda: read_rates.measure(photos))
+    results.degraded = part.run("degraded", lambda: degraded.measure(photos))
     try:
         with tempfile.TemporaryDirectory(prefix="ticket-scanner-bench-") as folder:
             work = Path(folder)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench import BenchError
 from bench.samples import Photo
@@ -46,6 +47,7 @@ class ReadRates:
     budget_s: float
     decoders: list[DecoderReads]
     auto_second_look: SecondLookStats  # AutoDecoder.stats over the photos
+    missed_by_auto: list[str]  # photos zxing-cpp alone reads and auto does not (target: none)
 
 
 def measure(photos: Sequence[Photo]) -> ReadRates:
@@ -53,6 +55,7 @@ def measure(photos: Sequence[Photo]) -> ReadRates:
     images = [(photo, photo.pixels()) for photo in photos]
     results: list[DecoderReads] = []
     second_look: SecondLookStats | None = None
+    read_paths: dict[str, set[Path]] = {}
     for name in DECODER_NAMES:
         decoder = make_decoder(name, budget_s=STILL_IMAGE_BUDGET_S)
         by_folder: dict[str, Tally] = {}
@@ -68,6 +71,7 @@ def measure(photos: Sequence[Photo]) -> ReadRates:
             elif photo.expected is not None and photo.expected in texts:
                 read += 1
                 tally.hits += 1
+                read_paths.setdefault(name, set()).add(photo.path)
         seconds = time.perf_counter() - started
         with_code = sum(photo.expected is not None for photo in photos)
         results.append(
@@ -85,4 +89,5 @@ def measure(photos: Sequence[Photo]) -> ReadRates:
             second_look = decoder.stats
     if second_look is None:
         raise BenchError("make_decoder('auto') is no longer an AutoDecoder: update the bench")
-    return ReadRates(STILL_IMAGE_BUDGET_S, results, second_look)
+    missed = read_paths.get("zxing", set()) - read_paths.get("auto", set())
+    return ReadRates(STILL_IMAGE_BUDGET_S, results, second_look, sorted(map(str, missed)))

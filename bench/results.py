@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.decode_cost import DecodeCost
+from bench.degraded import DegradedReads
 from bench.latency import Latency
 from bench.machine import Machine
 from bench.memory import Memory
@@ -24,6 +25,7 @@ class Results:
     samples: str
     decode_cost: DecodeCost | None = None
     read_rates: ReadRates | None = None
+    degraded: list[DegradedReads] | None = None
     latency: Latency | None = None
     startup: Startup | None = None
     memory: Memory | None = None

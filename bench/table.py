@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.decode_cost import CONTENDERS, KINDS, SIZES, DecodeCost
+from bench.degraded import DegradedReads
 from bench.latency import Latency
 from bench.memory import Memory
 from bench.read_rates import ReadRates
@@ -25,14 +26,15 @@ def render(results: Results, targets: Sequence[Target]) -> str:
     sections = {
         "decode_cost": _decode_cost(r.decode_cost) if r.decode_cost else None,
         "read_rates": _read_rates(r.read_rates) if r.read_rates else None,
+        "degraded": _degraded(r.degraded) if r.degraded else None,
         "latency": _latency(r.latency) if r.latency else None,
         "startup": _startup(r.startup) if r.startup else None,
         "memory": _memory(r.memory) if r.memory else None,
     }
-    for number, (part, section) in enumerate(sections.items(), start=1):
+    for part, section in sections.items():
         lines.append("")
         if section is None:
-            lines.append(f"{number}. {part}: FAILED: {results.errors.get(part, 'not run')}")
+            lines.append(f"{part}: FAILED: {results.errors.get(part, 'not run')}")
         else:
             lines += section
     lines += ["", "Targets"]
@@ -83,6 +85,25 @@ def _read_rates(rates: ReadRates) -> list[str]:
         f"  auto's second look: {stats.second_looks} of {stats.frames} photos, "
         f"rescued {stats.rescued} ({by_step}), out of time {stats.out_of_time}"
     )
+    return lines
+
+
+def _degraded(rows: list[DegradedReads]) -> list[str]:
+    decoders = list(dict.fromkeys(row.decoder for row in rows))
+    first = rows[0]
+    lines = [
+        f"2b. Read rate on the sample photos made harder ({first.with_code} with a code; "
+        f"false positives on the {first.without_code} without)",
+        f"  {'':<13}" + "".join(f"{name:>14}" for name in decoders),
+    ]
+    for degradation in dict.fromkeys(row.degradation for row in rows):
+        cells = [
+            f"{row.read:>4}/{row.with_code} fp {row.false_positives}"
+            for name in decoders
+            for row in rows
+            if (row.degradation, row.decoder) == (degradation, name)
+        ]
+        lines.append(f"  {degradation:<13}" + "".join(f"{cell:>14}" for cell in cells))
     return lines
 
 

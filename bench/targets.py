@@ -32,6 +32,15 @@ def check(results: Results) -> list[Target]:
         targets.append(
             Target("auto / bare zxing-cpp, empty 640x480", ratio, AUTO_OVER_BARE_MAX, "x")
         )
+    if results.read_rates is not None:
+        rates = results.read_rates
+        missed = len(rates.missed_by_auto)
+        targets.append(Target("photos zxing-cpp reads and auto misses", missed, 0, ""))
+        false_positives = sum(row.false_positives for row in rates.decoders)
+        targets.append(Target("false positives, any decoder", false_positives, 0, ""))
+    if results.degraded is not None:
+        false_positives = sum(row.false_positives for row in results.degraded)
+        targets.append(Target("false positives on degraded photos", false_positives, 0, ""))
     if results.latency is not None:
         latency = results.latency
         targets.append(Target("scan latency p95", latency.timing.p95_ms, LATENCY_P95_MAX_MS, "ms"))
