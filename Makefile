@@ -15,7 +15,7 @@ demo: $(STAMP)
 test: $(STAMP) check-zbar
 	$(BIN)/pytest -q
 
-lint: $(STAMP)
+lint: $(BENCH_STAMP)  # mypy checks bench/ too, which needs matplotlib
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -45,4 +45,4 @@ check-zbar: $(STAMP)
 		echo "Install it with: sudo apt-get install libzbar0"; exit 1; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
