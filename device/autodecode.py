@@ -48,7 +48,7 @@ Attempt = Callable[[], list[Decoded]]
 
 MARGIN = 0.25  # crop this much of the symbol's size around it: quiet zone and a bad outline
 MAX_REGIONS = 2  # a ticket scanner looks at one code; more symbols are noise or a sheet
-UPSCALE_BELOW_PX = 400  # scaling a larger region up costs more than it ever helped
+UPSCALE_BELOW_PX = 400  # a larger region's modules are big enough; scaling it up only costs
 
 
 @dataclass
@@ -115,16 +115,17 @@ class AutoDecoder:
         zbar = self._zbar
         for box in regions:
             crop = _crop(pixels, box)
+            stretched = _stretched(crop)  # a table lookup: cheap next to any decode
             small = max(crop.shape) < UPSCALE_BELOW_PX
             yield "zxing-global", partial(_look, self._zxing_global, crop, box)
             if small:
                 yield "zxing-2x", partial(_look, self._zxing.decode, crop, box, scale=2)
                 yield (
                     "zxing-2x-stretched",
-                    partial(_look, self._zxing.decode, _stretched(crop), box, scale=2),
+                    partial(_look, self._zxing.decode, stretched, box, scale=2),
                 )
             if zbar is not None:
-                yield "zbar-stretched", partial(_look, zbar.decode, _stretched(crop), box)
+                yield "zbar-stretched", partial(_look, zbar.decode, stretched, box)
                 if small:
                     yield "zbar-2x", partial(_look, zbar.decode, crop, box, scale=2)
         if zbar is not None:
