@@ -16,6 +16,7 @@ Mode = Literal["scan", "verify"]
 Reentry = Literal["allow", "warn", "deny"]
 Profile = Literal["handheld", "door"]
 Backend = Literal["pi", "sim"]
+OfflinePolicy = Literal["accept", "reject"]
 
 T = TypeVar("T")
 
@@ -30,6 +31,14 @@ class ApiConfig:
     token_file: Path = Path("/etc/ticket-scanner/token")
     timeout_s: float = 3.0
     mode: Mode = "scan"
+    # OAuth 2.0 client credentials (AnyRoad production): all three, or none and token_file.
+    token_url: str = ""
+    client_id: str = ""
+    client_secret_file: Path | None = None
+
+    @property
+    def oauth(self) -> bool:
+        return bool(self.token_url)
 
 
 @dataclass(frozen=True)
@@ -78,12 +87,26 @@ class HardwareConfig:
 
 
 @dataclass(frozen=True)
+class OfflineConfig:
+    # None: the profile decides. A handheld has staff beside it to judge a guest, so it
+    # accepts; an unattended door rejects rather than open for any code.
+    policy: OfflinePolicy | None = None
+    journal: Path = Path("/var/lib/ticket-scanner/journal.db")
+
+    def policy_for(self, profile: Profile) -> OfflinePolicy:
+        if self.policy is not None:
+            return self.policy
+        return "accept" if profile == "handheld" else "reject"
+
+
+@dataclass(frozen=True)
 class Config:
     api: ApiConfig
     camera: CameraConfig = field(default_factory=CameraConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
     path: Path = Path("config.toml")
 
 
@@ -111,6 +134,9 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             token_file=reader.value("api", "token_file", _path),
             timeout_s=reader.value("api", "timeout_s", _positive_float),
             mode=reader.value("api", "mode", _choice("scan", "verify")),
+            token_url=reader.value("api", "token_url", _base_url),
+            client_id=reader.value("api", "client_id", _client_id),
+            client_secret_file=reader.value("api", "client_secret_file", _path),
         ),
         camera=reader.section(
             "camera",
@@ -135,10 +161,32 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             profile=reader.value("device", "profile", _choice("handheld", "door")),
         ),
         hardware=reader.section("hardware", HardwareConfig, **_hardware_values(reader)),
+        offline=reader.section(
+            "offline",
+            OfflineConfig,
+            policy=reader.value("offline", "policy", _choice("accept", "reject")),
+            journal=reader.value("offline", "journal", _path),
+        ),
         path=path,
     )
     reader.refuse_unknown()
+    _check_oauth(config.api, path)
     return config
+
+
+def _check_oauth(api: ApiConfig, path: Path) -> None:
+    """OAuth needs all three keys; a half-configured one must not fall back to token_file."""
+    given = {
+        "token_url": bool(api.token_url),
+        "client_id": bool(api.client_id),
+        "client_secret_file": api.client_secret_file is not None,
+    }
+    if any(given.values()) and not all(given.values()):
+        missing = ", ".join(key for key, present in given.items() if not present)
+        raise ConfigError(
+            f"{path}: [api] {missing}: required with the other OAuth keys "
+            "(token_url, client_id, client_secret_file), but missing"
+        )
 
 
 def _hardware_values(reader: _Reader) -> dict[str, Any]:
@@ -281,6 +329,11 @@ def _choice(*options: object) -> Callable[[Any], Check]:
 def _device_id(value: Any) -> Check:
     ok = isinstance(value, str) and len(value) <= 64 and value.isprintable()
     return ok, "printable text of at most 64 characters", value
+
+
+def _client_id(value: Any) -> Check:
+    ok = isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable()
+    return ok, "printable text of at most 200 characters", value
 
 
 def _camera_source(value: Any) -> Check:

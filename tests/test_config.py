@@ -9,6 +9,7 @@ from device.config import (
     ConfigError,
     DeviceConfig,
     HardwareConfig,
+    OfflineConfig,
     ScanConfig,
     load_config,
 )
@@ -152,3 +153,48 @@ def test_the_shipped_example_config_is_valid_and_says_the_defaults() -> None:
     assert example.api.base_url == "https://api.example.com/anyroad"
     assert (example.camera, example.scan) == (CameraConfig(), ScanConfig())
     assert (example.device, example.hardware) == (DeviceConfig(), HardwareConfig())
+
+
+def test_oauth_and_offline_keys_are_read(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+[api]
+base_url = "https://api.example.com/anyroad"
+token_url = "https://auth.example.com/oauth/token"
+client_id = "fleet-1"
+client_secret_file = "/etc/ticket-scanner/client_secret"
+[offline]
+policy = "reject"
+journal = "/srv/scanner/journal.db"
+""",
+        )
+    )
+    assert config.api.oauth
+    assert (config.api.token_url, config.api.client_id) == (
+        "https://auth.example.com/oauth/token",
+        "fleet-1",
+    )
+    assert config.api.client_secret_file == Path("/etc/ticket-scanner/client_secret")
+    assert config.offline.policy_for("handheld") == "reject"
+    assert config.offline.journal == Path("/srv/scanner/journal.db")
+
+
+def test_half_an_oauth_setup_is_refused_not_ignored(tmp_path: Path) -> None:
+    body = '[api]\nbase_url = "https://x"\ntoken_url = "https://auth/token"\nclient_id = "a"\n'
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError, match=r"\[api\] client_secret_file: required with the other"):
+        load_config(path)
+
+
+def test_a_token_url_must_be_https(tmp_path: Path) -> None:
+    body = '[api]\nbase_url = "https://x"\ntoken_url = "http://auth.example.com/token"\n'
+    with pytest.raises(ConfigError, match=r"\[api\] token_url: expected an https:// URL"):
+        load_config(write(tmp_path, body))
+
+
+@pytest.mark.parametrize(("profile", "policy"), [("handheld", "accept"), ("door", "reject")])
+def test_the_offline_policy_follows_the_profile_unless_set(profile: str, policy: str) -> None:
+    assert OfflineConfig().policy_for(profile) == policy  # type: ignore[arg-type]
+    assert OfflineConfig(policy="accept").policy_for(profile) == "accept"  # type: ignore[arg-type]
