@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import requests
+import urllib3
 
 from device.tickets import log_safe
 from device.version import VERSION
@@ -56,11 +57,25 @@ class Reply:
     request_id: str = ""
     server_time: datetime | None = None  # the response's Date header: the server's own clock
     detail: str = ""
+    sent: bool = True  # False only when the request surely never left (refused, DNS, TLS)
 
     @property
     def answered(self) -> bool:
         """True when the server answered at all (the scanner is online)."""
         return self.kind != "unreachable"
+
+    @property
+    def may_have_recorded(self) -> bool:
+        """A scan that may have been recorded although no usable answer came back.
+
+        A timeout or a connection lost after sending, a 5xx, or a 2xx we could not read:
+        the server may hold the scan. A refused connection or a 4xx surely does not.
+        """
+        if self.kind == "unreachable":
+            return self.sent
+        if self.kind == "server_error":
+            return self.status is None or self.status >= 500 or 200 <= self.status < 300
+        return False
 
 
 class AnyRoadClient:
@@ -124,15 +139,16 @@ class AnyRoadClient:
                 (name for kind, name in _UNREACHABLE_REASONS if isinstance(error, kind)),
                 type(error).__name__,
             )
-            return _unreachable(reason, path)
+            return _unreachable(reason, path, sent=not _never_sent(error))
 
 
 class _TooLargeError(Exception):
     pass
 
 
-# Most specific first: an SSLError is also a ConnectionError.
+# Most specific first: an SSLError is also a ConnectionError, a ConnectTimeout a Timeout.
 _UNREACHABLE_REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (requests.ConnectTimeout, "connect_timeout"),
     (requests.Timeout, "timeout"),
     (requests.exceptions.SSLError, "tls_error"),
     (requests.ConnectionError, "connection_failed"),
@@ -193,9 +209,18 @@ def _classify(status: int, body: dict[str, Any] | None, code: str, common: dict[
     return Reply("problem", code=code or f"http_{status}", ticket=ticket, detail=detail, **common)
 
 
-def _unreachable(reason: str, path: str) -> Reply:
-    log.warning("api unreachable reason=%s path=%s", reason, path)
-    return Reply("unreachable", code=reason)
+def _never_sent(error: requests.RequestException) -> bool:
+    """True when the request surely never reached the server: no connection was made."""
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    cause = error.args[0] if error.args else None
+    # requests wraps urllib3's MaxRetryError; its reason says which phase failed.
+    return isinstance(getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError)
+
+
+def _unreachable(reason: str, path: str, *, sent: bool) -> Reply:
+    log.warning("api unreachable reason=%s sent=%s path=%s", reason, sent, path)
+    return Reply("unreachable", code=reason, sent=sent)
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

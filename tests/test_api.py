@@ -136,6 +136,28 @@ def test_a_slow_server_times_out(
     sandbox.inject(Fault.SLOW, delay_s=2.0)
     reply = client.scan(DEVICE, codes["admitted"])
     assert (reply.kind, reply.code) == ("unreachable", "timeout")
+    assert reply.may_have_recorded  # the request went out: the server may hold the scan
+
+
+@pytest.mark.parametrize(
+    ("fault", "may_have_recorded"),
+    [
+        (Fault.RESET, True),  # hung up after reading the request
+        (Fault.SERVER_ERROR, True),  # a 500 may come after the write
+        (Fault.WRONG_SHAPE, True),  # a 2xx we cannot read
+        (Fault.UNAUTHORIZED, False),  # refused before anything was recorded
+        (Fault.REDIRECT, False),
+    ],
+)
+def test_which_failures_may_have_recorded_the_scan(
+    client: AnyRoadClient,
+    sandbox: SandboxServer,
+    codes: dict[str, str],
+    fault: Fault,
+    may_have_recorded: bool,
+) -> None:
+    sandbox.inject(fault)
+    assert client.scan(DEVICE, codes["admitted"]).may_have_recorded is may_have_recorded
 
 
 def test_a_server_that_is_gone_is_unreachable(codes: dict[str, str]) -> None:
@@ -145,3 +167,4 @@ def test_a_server_that_is_gone_is_unreachable(codes: dict[str, str]) -> None:
     reply = client.scan(DEVICE, codes["admitted"])
     client.close()
     assert (reply.kind, reply.code, reply.answered) == ("unreachable", "connection_failed", False)
+    assert not reply.may_have_recorded  # refused: the request never left
