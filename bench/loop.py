@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import BenchError
 from bench.replay import ReplayCamera
 from device.app import build
-from device.config import ApiConfig, Config, DeviceConfig, HardwareConfig
+from device.config import ApiConfig, Config, DeviceConfig, HardwareConfig, OfflineConfig
 from device.loop import Report
 from device.sandbox import DEMO_TOKEN
 
@@ -27,12 +29,13 @@ class LoopRun:
     seconds: float
 
 
-def door_config(base_url: str) -> Config:
+def door_config(base_url: str, journal: Path) -> Config:
     """A door unit on the sim backend (it scans continuously), talking to ``base_url``."""
     return Config(
         api=ApiConfig(base_url=base_url),
         device=DeviceConfig(id=DEVICE_ID, profile="door"),
         hardware=HardwareConfig(backend="sim", events=""),
+        offline=OfflineConfig(journal=journal),
     )
 
 
@@ -54,9 +57,16 @@ def run_loop(
         if observer is not None:
             observer(report)
 
-    with build(
-        door_config(base_url), observers=[tally], token=DEMO_TOKEN, source=camera
-    ) as running:
+    # A fresh journal each run: every scan is journaled (two commits) as on the device.
+    with (
+        tempfile.TemporaryDirectory(prefix="ticket-scanner-bench-journal-") as folder,
+        build(
+            door_config(base_url, Path(folder) / "journal.db"),
+            observers=[tally],
+            token=DEMO_TOKEN,
+            source=camera,
+        ) as running,
+    ):
         started = time.monotonic()
         running.loop.run(threading.Event())
         seconds = time.monotonic() - started

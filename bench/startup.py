@@ -108,6 +108,8 @@ def config_toml(base_url: str, token_file: Path, frames: Path, events: Path) -> 
             "[hardware]",
             'backend = "sim"',
             f"events = {json.dumps(str(events))}",
+            "[offline]",
+            f"journal = {json.dumps(str(events.with_suffix('.journal.db')))}",
             "",
         ]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -10,16 +11,21 @@ from pathlib import Path
 from typing import TextIO
 
 from device.api import AnyRoadClient, Reply
+from device.checkin import CheckIn
 from device.config import Config, ConfigError, Mode
 from device.decode import make_decoder
 from device.events import Emit, EventLog, ignore
 from device.feedback import FeedbackPlayer
 from device.identity import device_id
+from device.journal import Journal, JournalError
 from device.loop import LoopSettings, Report, ScanLoop
 from device.screens import render, terminal_art
+from device.sync import SyncWorker
 from device.tickets import describe_code
 from hal.factory import Outputs, open_outputs, open_source
 from hal.ports import FrameSource, Trigger
+
+SYNC_STOP_TIMEOUT_S = 5.0
 
 
 def read_token(path: Path) -> str:
@@ -63,12 +69,27 @@ class ConsolePrinter:
 
 @dataclass
 class Running:
-    """A built loop and what must be closed after it."""
+    """A built loop, its sync worker, and what must be closed after them."""
 
     loop: ScanLoop
     source: FrameSource
     outputs: Outputs
     client: AnyRoadClient
+    journal: Journal
+    sync: SyncWorker
+
+    @contextlib.contextmanager
+    def syncing(self) -> Iterator[None]:
+        """Run the sync worker on its own thread for the duration of the block."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self.sync.run, args=(stop,), name="sync", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            self.sync.wake()
+            thread.join(SYNC_STOP_TIMEOUT_S)  # a request in flight ends by its own timeout
 
 
 @contextlib.contextmanager
@@ -87,13 +108,16 @@ def build(
     ``source`` and ``trigger`` replace the configured ones (the demo scripts both).
     """
     device = device_id(config.device.id)
-    client = AnyRoadClient(
-        config.api.base_url,
-        token=_constant(token or read_token(config.api.token_file)),
-        timeout_s=config.api.timeout_s,
-    )
+    bearer = _constant(token or read_token(config.api.token_file))
+    client = AnyRoadClient(config.api.base_url, token=bearer, timeout_s=config.api.timeout_s)
+    # The sync worker has a client (a requests.Session) of its own: sessions are not
+    # shared between threads.
+    sync_client = AnyRoadClient(config.api.base_url, token=bearer, timeout_s=config.api.timeout_s)
     with contextlib.ExitStack() as stack:
         stack.callback(client.close)
+        stack.callback(sync_client.close)
+        journal = open_journal(config)
+        stack.callback(journal.close)
         emit: Emit = ignore
         if config.hardware.events:
             events = EventLog.open(Path(config.hardware.events))
@@ -123,10 +147,27 @@ def build(
             render=render,
             ready=lambda: loop.ready(),  # noqa: PLW0108 - loop is bound just below
         )
+        sync = SyncWorker(
+            journal,
+            sync_client,
+            reentry=config.scan.reentry,
+            emit=emit,
+            on_change=lambda state: setattr(loop, "queue", state),
+        )
+        checkin = CheckIn(
+            make_check(client, device),
+            journal,
+            device=device,
+            reentry=config.scan.reentry,
+            policy=config.offline.policy_for(config.device.profile),
+            door=door,
+            on_answered=sync.wake,
+        )
         loop = ScanLoop(
             source=source,
             decoder=decoder,
-            check=make_check(client, device),
+            checkin=checkin,
+            queue_state=journal.state,
             player=player,
             settings=settings,
             clock=clock,
@@ -135,7 +176,15 @@ def build(
             emit=emit,
             observers=observers,
         )
-        yield Running(loop, source, outputs, client)
+        yield Running(loop, source, outputs, client, journal, sync)
+
+
+def open_journal(config: Config) -> Journal:
+    """The configured journal; a file that cannot be used is a config-time error."""
+    try:
+        return Journal.open(config.offline.journal)
+    except JournalError as error:
+        raise ConfigError(f"{config.path}: [offline] journal: {error}") from None
 
 
 def _constant(token: str) -> Callable[[], str]:

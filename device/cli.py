@@ -93,7 +93,8 @@ def _run(args: argparse.Namespace) -> int:
             config.device.profile,
             config.camera.source,
         )
-        running.loop.run(stop)
+        with running.syncing():
+            running.loop.run(stop)
         log.info(
             "stopped frames_decoded=%d dropped=%d",
             running.loop.frames_decoded,
@@ -106,7 +107,7 @@ def _demo(args: argparse.Namespace) -> int:
     from device.demo import run_demo  # noqa: PLC0415
 
     if not args.verbose:  # one printed line per verdict; -v shows the field log beside it
-        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger().setLevel(logging.ERROR)  # 4xx and offline warnings are the show
     return run_demo(sys.stdout, events=args.events)
 
 

@@ -15,14 +15,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image
 
 from device.app import ConsolePrinter, build
-from device.config import ApiConfig, CameraConfig, Config, HardwareConfig, ScanConfig
+from device.config import (
+    ApiConfig,
+    CameraConfig,
+    Config,
+    HardwareConfig,
+    OfflineConfig,
+    ScanConfig,
+)
 from device.loop import Report
 from device.sandbox import DEMO_TOKEN, SandboxServer, demo_tickets
+from device.sync import Round, SyncWorker
 from device.verdicts import Verdict
 from hal.files import ImagesSource
 from hal.ports import Frame
@@ -47,7 +56,10 @@ class Scene:
 
 
 def scenes() -> list[Scene]:
-    """The script: every verdict a guest can get from the sandbox, then a dead server."""
+    """The script: every verdict a guest can get from the sandbox, then a dead server.
+
+    After the last scene the server comes back and the queued scan is delivered.
+    """
     codes = {ticket.case: ticket.qr_code for ticket in demo_tickets()}
     return [
         Scene("a guest with a valid ticket", codes["admitted"], Verdict.ADMITTED),
@@ -59,7 +71,13 @@ def scenes() -> list[Scene]:
         Scene("a restaurant menu QR", "https://example.com/menu?table=7", Verdict.INVALID),
         Scene("verify mode (long press)", codes["admitted_2"], Verdict.VALID, long_press=True),
         Scene("back to scan mode", codes["admitted_2"], Verdict.ADMITTED, long_press=True),
-        Scene("the server goes down", codes["admitted_3"], Verdict.UNREACHABLE, server_down=True),
+        Scene(
+            "the server goes down: accepted offline, queued",
+            codes["admitted_3"],
+            Verdict.ACCEPTED_OFFLINE,
+            server_down=True,
+        ),
+        Scene("the same ticket again, offline", codes["admitted_3"], Verdict.ALREADY_SCANNED),
     ]
 
 
@@ -159,6 +177,7 @@ def run_demo(
                 camera=CameraConfig(source=f"images:{folder}", fps=FPS),
                 scan=ScanConfig(repeat_window_s=1.0),
                 hardware=HardwareConfig(backend="sim", events=str(events or ""), result_hold_s=1.2),
+                offline=OfflineConfig(journal=folder / "journal.db"),
                 path=Path("<demo>"),
             )
             print(f"sandbox AnyRoad server on {sandbox.url}", file=out)
@@ -177,9 +196,26 @@ def run_demo(
             ) as running:
                 _narrate(out, running.loop.settings.device_id)
                 running.loop.run(threading.Event())
+                delivered = _server_comes_back(out, sandbox, running.sync)
         finally:
             sandbox.stop()
-    return _summary(out, script, reports)
+    return _summary(out, script, reports, delivered)
+
+
+def _server_comes_back(out: TextIO, sandbox: SandboxServer, sync: SyncWorker) -> Round:
+    """A sandbox on the old address again (fresh state), and one delivery round."""
+    port = urlsplit(sandbox.url).port or 0
+    back = SandboxServer(port=port).start()
+    try:
+        result = sync.deliver_round()
+    finally:
+        back.stop()
+    print(
+        f"server back: {result.delivered} queued scan delivered, {result.conflicts} conflicts, "
+        f"{result.remaining} still queued",
+        file=out,
+    )
+    return result
 
 
 def _actions(
@@ -215,11 +251,17 @@ def _narrate(out: TextIO, device: str) -> None:
     print("verdict          mode   ticket                   screen          latency", file=out)
 
 
-def _summary(out: TextIO, script: list[Scene], reports: list[Report]) -> int:
+def _summary(out: TextIO, script: list[Scene], reports: list[Report], sync: Round) -> int:
     expected = [scene.expect for scene in script if scene.expect is not None]
     shown = [report.decision.verdict for report in reports]
-    if shown == expected:
-        print(f"demo finished: {len(shown)} verdicts, each as expected", file=out)
-        return 0
-    print("demo FAILED: expected " + ", ".join(expected) + " but got " + ", ".join(shown), file=out)
-    return 1
+    if shown != expected:
+        print(
+            "demo FAILED: expected " + ", ".join(expected) + " but got " + ", ".join(shown),
+            file=out,
+        )
+        return 1
+    if (sync.delivered, sync.conflicts, sync.remaining) != (1, 0, 0):
+        print("demo FAILED: the queued scan was not delivered cleanly", file=out)
+        return 1
+    print(f"demo finished: {len(shown)} verdicts, each as expected; the queue synced", file=out)
+    return 0

@@ -156,10 +156,23 @@ def ready_screen(status: str, armed: bool = True) -> Screen:
     return Screen("ready", "READY", ("show ticket" if armed else "press trigger",), status)
 
 
-def status_line(mode: str, online: bool | None) -> str:
-    """Mode and connection, e.g. "SCAN  online"."""
+def status_line(mode: str, online: bool | None, *, queued: int = 0, conflicts: int = 0) -> str:
+    """Mode and connection, then disputed syncs and queued scans: "SCAN OFFLINE !1 Q3".
+
+    About 20 characters fit; conflicts come before the queue because they need a person.
+    """
     connection = {None: "...", True: "online", False: "OFFLINE"}[online]
-    return f"{mode.upper()}  {connection}"
+    extras = [
+        f"!{_capped(conflicts)}" if conflicts else "",
+        f"Q{_capped(queued)}" if queued else "",
+    ]
+    if not any(extras):
+        return f"{mode.upper()}  {connection}"
+    return " ".join(part for part in (mode.upper(), connection, *extras) if part)
+
+
+def _capped(count: int) -> str:
+    return str(count) if count < 1000 else "999+"
 
 
 def _slot(ticket: TicketInfo, tz: tzinfo | None) -> str:

@@ -9,18 +9,20 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from device.api import Reply
+from device.checkin import Outcome
 from device.config import Mode, Reentry
 from device.decode import Decoded, Decoder
 from device.events import Emit, ignore
 from device.feedback import FeedbackPlayer, cues_for, ready_screen, screen_for, status_line
+from device.journal import QueueState
 from device.screens import Screen
 from device.tickets import describe_code, log_safe
-from device.verdict import Decision, decide
+from device.verdict import Decision
 from hal.ports import Frame, FrameSource, Trigger
 
 log = logging.getLogger(__name__)
 
-Check = Callable[[str, Mode], Reply]
+CheckIn = Callable[[str, Mode], Outcome]
 LONG_PRESS_S = 1.5  # hold the trigger this long to switch between scan and verify
 ARMED_AFTER_RELEASE_S = 5.0  # a short press keeps the camera looking this long
 
@@ -35,6 +37,7 @@ class Report:
     reply: Reply
     screen: Screen
     latency_ms: float
+    attempt: int | None = None  # the journal row
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class ScanLoop:
 
     source: FrameSource
     decoder: Decoder
-    check: Check
+    checkin: CheckIn
     player: FeedbackPlayer
     settings: LoopSettings
     clock: Callable[[], float]
@@ -116,6 +119,7 @@ class ScanLoop:
     trigger: Trigger | None = None  # handheld: scan only when the trigger says so
     emit: Emit = ignore
     observers: Sequence[Callable[[Report], None]] = ()
+    queue_state: Callable[[], QueueState] = lambda: QueueState(0, 0)
     online: bool | None = None
     mode: Mode = field(init=False)
 
@@ -124,11 +128,12 @@ class ScanLoop:
         self._debounce = Debouncer(self.settings.repeat_window_s)
         self._trigger_state = TriggerTracker()
         self.frames_decoded = 0
+        self.queue = self.queue_state()  # replaced whole by the sync worker's thread too
 
     def ready(self) -> Screen:
         """The idle screen as it should look right now."""
         armed = self.trigger is None or self._trigger_state.armed(self.clock())
-        return ready_screen(status_line(self.mode, self.online), armed=armed)
+        return ready_screen(self._status(), armed=armed)
 
     def run(self, stop: threading.Event) -> None:
         """Step until ``stop`` is set or a finite source has been played to the end."""
@@ -173,23 +178,26 @@ class ScanLoop:
             log.exception("decode failed frame=%d", frame.index)
             return []
 
+    def _status(self) -> str:
+        queue = self.queue
+        return status_line(self.mode, self.online, queued=queue.queued, conflicts=queue.conflicts)
+
     def _answer(self, code: str, frame: Frame) -> None:
         self.player.interrupt()
-        reply = self.check(code, self.mode)
-        decision = decide(
-            reply, mode=self.mode, device=self.settings.device_id, reentry=self.settings.reentry
-        )
-        self.online = reply.answered
-        screen = screen_for(decision, status_line(self.mode, self.online))
+        outcome = self.checkin(code, self.mode)  # journaled before anything is shown
+        reply, decision = outcome.reply, outcome.decision
+        if outcome.asked:
+            self.online = reply.answered
+        self.queue = self.queue_state()
+        screen = screen_for(decision, self._status())
         cues = cues_for(
             decision, screen, hold_s=self.settings.hold_s, relay_pulse_s=self.settings.relay_pulse_s
         )
         started = self.clock()
         self.player.play(cues, started)
         self._trigger_state.disarm()
-        report = Report(
-            code, self.mode, decision, reply, screen, (started - frame.captured_at) * 1000
-        )
+        latency_ms = (started - frame.captured_at) * 1000
+        report = Report(code, self.mode, decision, reply, screen, latency_ms, outcome.attempt)
         self._publish(report)
 
     def _publish(self, report: Report) -> None:
@@ -205,6 +213,7 @@ class ScanLoop:
                 "status": reply.status,
                 "code": reply.code,
                 "request_id": reply.request_id,
+                "attempt": report.attempt,
             }
         )
         log.info(

@@ -37,16 +37,32 @@ class Decision:
 
 
 def decide(
-    reply: Reply, *, mode: Mode, device: str, reentry: Reentry, now: datetime | None = None
+    reply: Reply,
+    *,
+    mode: Mode,
+    device: str,
+    reentry: Reentry,
+    now: datetime | None = None,
+    unanswered: Sequence[datetime] = (),
 ) -> Decision:
-    """The verdict for ``reply``: ``decide(reply, mode="scan", device="abc", reentry="warn")``."""
+    """The verdict for ``reply``: ``decide(reply, mode="scan", device="abc", reentry="warn")``.
+
+    ``now`` is this device's clock; ``unanswered`` are the times (same clock) of this
+    device's own requests for this code that may have been recorded without an answer and
+    cannot stand for a real entry (the journal knows them): their scans do not count.
+    """
     if reply.kind == "ticket" and reply.ticket is not None:
         ticket = reply.ticket
         if mode == "verify":
             return Decision(
                 Verdict.VALID, admits=False, ticket=ticket, first_scan=_first(ticket.scans)
             )
-        earlier = earlier_scans(ticket.scans, device, reply.server_time or now or datetime.now(UTC))
+        local_now = now or datetime.now(UTC)
+        server_now = reply.server_time or local_now
+        earlier = earlier_scans(ticket.scans, device, server_now)
+        # The server's clock may differ from ours: move our times onto its clock.
+        skew = _aware(server_now) - _aware(local_now)
+        earlier = excuse(earlier, device, [_aware(at) + skew for at in unanswered])
         if not earlier:
             return Decision(Verdict.ADMITTED, admits=True, ticket=ticket)
         return Decision(
@@ -79,6 +95,24 @@ def earlier_scans(
     ]
     this_scan = max(recent_here)[1] if recent_here else None
     return tuple(scan for index, scan in enumerate(scans) if index != this_scan)
+
+
+def excuse(
+    scans: Sequence[ScanRecord], device: str, unanswered: Sequence[datetime]
+) -> tuple[ScanRecord, ...]:
+    """``scans`` without one scan by ``device`` near each unanswered request's time."""
+    remaining = list(scans)
+    for sent in unanswered:
+        near = [
+            (abs(_aware(scan.scanned_at) - sent), index)
+            for index, scan in enumerate(remaining)
+            if scan.device == device
+            and scan.scanned_at is not None
+            and abs(_aware(scan.scanned_at) - sent) <= THIS_SCAN_TOLERANCE
+        ]
+        if near:
+            remaining.pop(min(near)[1])
+    return tuple(remaining)
 
 
 def _aware(when: datetime) -> datetime:

@@ -129,12 +129,9 @@ def test_the_demo_plays_every_verdict_and_checks_itself(
     events = tmp_path / "events.jsonl"
     assert run_demo(__import__("sys").stdout, clock=clock, sleep=clock.sleep, events=events) == 0
     out = capsys.readouterr().out
-    assert "demo finished: 10 verdicts, each as expected" in out
-    shown = [
-        json.loads(line)["verdict"]
-        for line in events.read_text().splitlines()
-        if '"verdict"' in line
-    ]
+    assert "demo finished: 11 verdicts, each as expected; the queue synced" in out
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    shown = [line["verdict"] for line in lines if line["event"] == "verdict"]
     assert shown == [
         "admitted",
         "already_scanned",
@@ -145,5 +142,8 @@ def test_the_demo_plays_every_verdict_and_checks_itself(
         "invalid",
         "valid",
         "admitted",
-        "unreachable",
+        "accepted_offline",
+        "already_scanned",  # offline: this device let that ticket in a moment ago
     ]
+    (synced,) = [line for line in lines if line["event"] == "sync"]
+    assert (synced["verdict"], synced["conflict"]) == ("admitted", False)

@@ -11,7 +11,15 @@ import pytest
 
 from device import decode
 from device.app import build
-from device.config import ApiConfig, CameraConfig, Config, DeviceConfig, HardwareConfig, ScanConfig
+from device.config import (
+    ApiConfig,
+    CameraConfig,
+    Config,
+    DeviceConfig,
+    HardwareConfig,
+    OfflineConfig,
+    ScanConfig,
+)
 from device.loop import LONG_PRESS_S, Report, TriggerTracker
 from device.sandbox import DEMO_TOKEN, Fault, SandboxServer
 from hal.sim import SimTrigger
@@ -43,6 +51,7 @@ def play(
         hardware=HardwareConfig(
             backend="sim", events=str(events), result_hold_s=0.5, relay_pulse_s=1.0
         ),
+        offline=OfflineConfig(journal=tmp_path / "journal.db"),
     )
     clock = clock or FakeClock()
     reports: list[Report] = []
@@ -295,6 +304,7 @@ def test_with_a_live_camera_the_idle_loop_waits_for_the_next_frame_instead_of_sl
         camera=CameraConfig(source=f"images:{tmp_path}"),
         device=DeviceConfig(id="gate-test", profile="door"),
         hardware=HardwareConfig(backend="sim"),
+        offline=OfflineConfig(journal=tmp_path / "journal.db"),
     )
     with build(config, clock=clock, sleep=clock.sleep, token=DEMO_TOKEN, source=camera) as running:
         for _ in range(3):
