@@ -20,7 +20,7 @@ from device.identity import device_id
 from device.journal import Journal, JournalError
 from device.loop import LoopSettings, Report, ScanLoop
 from device.screens import render, terminal_art
-from device.sync import SyncWorker
+from device.sync import Round, SyncWorker
 from device.tickets import describe_code
 from hal.factory import Outputs, open_outputs, open_source
 from hal.ports import FrameSource, Trigger
@@ -177,6 +177,29 @@ def build(
             observers=observers,
         )
         yield Running(loop, source, outputs, client, journal, sync)
+
+
+def sync_once(config: Config, *, token: str | None = None) -> Round:
+    """``ticket-scanner sync``: one delivery round over the configured journal.
+
+    Waits for the service's own worker if it is delivering right now.
+    """
+    journal = open_journal(config)
+    client = AnyRoadClient(
+        config.api.base_url,
+        token=_constant(token or read_token(config.api.token_file)),
+        timeout_s=config.api.timeout_s,
+    )
+    with contextlib.ExitStack() as stack:
+        stack.callback(journal.close)
+        stack.callback(client.close)
+        emit: Emit = ignore
+        if config.hardware.events:
+            events = EventLog.open(Path(config.hardware.events))
+            stack.callback(events.close)
+            emit = events.emit
+        worker = SyncWorker(journal, client, reentry=config.scan.reentry, emit=emit)
+        return worker.deliver_round(wait_for_lock=True)
 
 
 def open_journal(config: Config) -> Journal:

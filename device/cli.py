@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("qr_code", metavar="QR")
         one.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
         one.set_defaults(mode=name)
+    sync = command("sync", _sync, "deliver the scans accepted offline, once; 0 when none is left")
+    sync.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (TOML)")
     screens = command("screens", _screens, "render every screen to PNG files")
     screens.add_argument("--out", type=Path, required=True)
     return parser
@@ -100,6 +102,24 @@ def _run(args: argparse.Namespace) -> int:
             running.loop.frames_decoded,
             running.source.dropped,
         )
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from device.app import sync_once  # noqa: PLC0415
+    from device.tickets import log_safe  # noqa: PLC0415
+
+    config = load_config(args.config)
+    result = sync_once(config)
+    print(
+        f"delivered {result.delivered}, conflicts {result.conflicts}, "
+        f"still queued {result.remaining}"
+    )
+    if result.remaining:
+        stopped_by = result.stopped_by
+        why = log_safe(stopped_by.code or stopped_by.kind, 40) if stopped_by else "busy"
+        print(f"ticket-scanner: sync stopped: {why}; run it again later", file=sys.stderr)
+        return 1
     return 0
 
 

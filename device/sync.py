@@ -105,11 +105,14 @@ class SyncWorker:
             delay = self._backoff.delay(failures, self._rng) if failures else idle_s
             self._wait(self._wake, delay)
 
-    def deliver_round(self) -> Round:
-        """Deliver queued scans in order until the queue is empty or AnyRoad stops answering."""
+    def deliver_round(self, *, wait_for_lock: bool = False) -> Round:
+        """Deliver queued scans in order until the queue is empty or AnyRoad stops answering.
+
+        Another process delivering the same journal: skip this round, or wait for it.
+        """
         delivered = conflicts = 0
         stopped_by: Reply | None = None
-        with _exclusive(self._journal.path) as mine:
+        with _exclusive(self._journal.path, wait=wait_for_lock) as mine:
             if not mine:  # another process is delivering this journal right now
                 return Round(0, 0, self._journal.state().queued, None)
             while stopped_by is None:
@@ -184,12 +187,12 @@ class SyncWorker:
 
 
 @contextmanager
-def _exclusive(journal: Path) -> Iterator[bool]:
-    """Hold the journal's sync lock if nobody else does; yields whether we hold it."""
+def _exclusive(journal: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold the journal's sync lock (``wait`` for it, or only if free); yields whether held."""
     lock_path = journal.with_name(journal.name + ".sync-lock")
     with lock_path.open("a") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
