@@ -51,7 +51,7 @@ def config_file(tmp_path: Path, url: str, frames: Path | None = None) -> Path:
 def run_and_kill(config: Path, after_verdicts: int) -> list[str]:
     """Start the scanner, read its console until ``after_verdicts`` verdicts, kill -9."""
     shown: list[str] = []
-    with subprocess.Popen(
+    with subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
         [str(SCANNER), "run", "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
