@@ -311,3 +311,16 @@ def test_with_a_live_camera_the_idle_loop_waits_for_the_next_frame_instead_of_sl
             assert running.loop.step()
     assert clock.slept == []
     assert camera.waits == [0.01, 0.01, 0.01]  # bounded, so a stop request is seen
+
+
+def test_a_guest_accepted_offline_shows_on_the_status_line_until_synced(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    sandbox.inject(Fault.RESET)  # the answer never comes
+    _, events = play(tmp_path, sandbox, [(codes["admitted"], 3), (None, 8)], profile="handheld")
+    (verdict,) = [event for event in events if event["event"] == "verdict"]
+    assert (verdict["verdict"], verdict["admits"]) == ("accepted_offline", True)
+    displays = [event["text"] for event in events if event["event"] == "display"]
+    assert displays[1].startswith("ACCEPTED")
+    assert displays[1].endswith("SCAN OFFLINE Q1")
+    assert displays[-2].endswith("SCAN OFFLINE Q1")  # the ready screen keeps saying so
