@@ -2,6 +2,8 @@
 
 Every way a request can end — a ticket, a documented problem, garbage, silence — becomes a
 ``Reply``; nothing raises into the scan loop. A scan is never retried here: it is not idempotent.
+The one exception is a 401, which recorded nothing: with a token source that can refresh
+(``device.auth``), the request is sent once more with a fresh token.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Literal
 import requests
 import urllib3
 
+from device.auth import Refreshable, TokenError
 from device.tickets import log_safe
 from device.version import VERSION
 
@@ -113,8 +116,25 @@ class AnyRoadClient:
             payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate cannot travel as UTF-8
             return Reply("problem", code="unencodable_code", detail="code is not valid Unicode")
+        try:
+            token = self._token()
+            reply = self._send(path, payload, token)
+            # A 401 recorded nothing, so one retry with a fresh token is safe even for a scan.
+            if reply.status == 401 and self._refreshed(token):
+                log.info("api token refused; retrying once with a fresh token path=%s", path)
+                reply = self._send(path, payload, self._token())
+        except TokenError as error:
+            # No token to send: this request never left (and a 401 before it recorded nothing).
+            return Reply(error.kind, code=error.code, detail=error.detail, sent=False)
+        return reply
+
+    def _refreshed(self, rejected: str) -> bool:
+        source = self._token
+        return isinstance(source, Refreshable) and source.invalidate(rejected)
+
+    def _send(self, path: str, payload: bytes, token: str) -> Reply:
         headers = {
-            "Authorization": f"Bearer {self._token()}",
+            "Authorization": f"Bearer {token}",
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
             "User-Agent": f"ticket-scanner/{VERSION}",

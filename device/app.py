@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from device.api import AnyRoadClient, Reply
+from device.auth import StaticToken, TokenSource, token_source
 from device.checkin import CheckIn
 from device.config import Config, ConfigError, Mode
 from device.decode import make_decoder
@@ -26,18 +27,6 @@ from hal.factory import Outputs, open_outputs, open_source
 from hal.ports import FrameSource, Trigger
 
 SYNC_STOP_TIMEOUT_S = 5.0
-
-
-def read_token(path: Path) -> str:
-    """The bearer token: the first line of ``path``. Never logged."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the API token ({error.strerror})") from None
-    token = lines[0].strip() if lines else ""
-    if not token or not token.isprintable():
-        raise ConfigError(f"{path}: the first line must hold the API token")
-    return token
 
 
 def make_check(client: AnyRoadClient, device: str) -> Callable[[str, Mode], Reply]:
@@ -108,12 +97,14 @@ def build(
     ``source`` and ``trigger`` replace the configured ones (the demo scripts both).
     """
     device = device_id(config.device.id)
-    bearer = _constant(token or read_token(config.api.token_file))
+    # One token source for both clients: one OAuth token, one refresh.
+    bearer: TokenSource = StaticToken(token) if token else token_source(config.api)
     client = AnyRoadClient(config.api.base_url, token=bearer, timeout_s=config.api.timeout_s)
     # The sync worker has a client (a requests.Session) of its own: sessions are not
     # shared between threads.
     sync_client = AnyRoadClient(config.api.base_url, token=bearer, timeout_s=config.api.timeout_s)
     with contextlib.ExitStack() as stack:
+        stack.callback(bearer.close)
         stack.callback(client.close)
         stack.callback(sync_client.close)
         journal = open_journal(config)
@@ -184,13 +175,11 @@ def sync_once(config: Config, *, token: str | None = None) -> Round:
 
     Waits for the service's own worker if it is delivering right now.
     """
+    bearer: TokenSource = StaticToken(token) if token else token_source(config.api)
     journal = open_journal(config)
-    client = AnyRoadClient(
-        config.api.base_url,
-        token=_constant(token or read_token(config.api.token_file)),
-        timeout_s=config.api.timeout_s,
-    )
+    client = AnyRoadClient(config.api.base_url, token=bearer, timeout_s=config.api.timeout_s)
     with contextlib.ExitStack() as stack:
+        stack.callback(bearer.close)
         stack.callback(journal.close)
         stack.callback(client.close)
         emit: Emit = ignore
@@ -208,7 +197,3 @@ def open_journal(config: Config) -> Journal:
         return Journal.open(config.offline.journal)
     except JournalError as error:
         raise ConfigError(f"{config.path}: [offline] journal: {error}") from None
-
-
-def _constant(token: str) -> Callable[[], str]:
-    return lambda: token

@@ -174,7 +174,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _one_request(args: argparse.Namespace) -> int:
     from device.api import AnyRoadClient  # noqa: PLC0415
-    from device.app import make_check, read_token  # noqa: PLC0415
+    from device.app import make_check  # noqa: PLC0415
+    from device.auth import token_source  # noqa: PLC0415
     from device.feedback import screen_for, status_line  # noqa: PLC0415
     from device.identity import device_id  # noqa: PLC0415
     from device.tickets import describe_code, log_safe  # noqa: PLC0415
@@ -182,12 +183,13 @@ def _one_request(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     device = device_id(config.device.id)
-    token = read_token(config.api.token_file)
-    client = AnyRoadClient(config.api.base_url, token=lambda: token, timeout_s=config.api.timeout_s)
+    bearer = token_source(config.api)
+    client = AnyRoadClient(config.api.base_url, token=bearer, timeout_s=config.api.timeout_s)
     try:
         reply = make_check(client, device)(args.qr_code, args.mode)
     finally:
         client.close()
+        bearer.close()
     decision = decide(reply, mode=args.mode, device=device, reentry=config.scan.reentry)
     screen = screen_for(decision, status_line(args.mode, reply.answered))
     print(f"{decision.verdict.value}: {screen.text}")

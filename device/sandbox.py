@@ -5,18 +5,27 @@ Example:
         code = demo_tickets()[0].qr_code
         requests.post(f"{sandbox.url}/tickets/scan", json={"device": "gate-1", "qr_code": code},
                       headers={"Authorization": f"Bearer {DEMO_TOKEN}"}, timeout=5)
+
+Besides the fixed DEMO_TOKEN, the ticket endpoints take tokens from an OAuth 2.0 client-credentials
+endpoint, ``POST {url}/oauth/token`` (``sandbox.token_url``): HTTP Basic with DEMO_CLIENT_ID and
+DEMO_CLIENT_SECRET, form body ``grant_type=client_credentials``. Its tokens expire after
+``token_lifetime_s`` on the sandbox's monotonic ``clock``, or at once with ``expire_tokens()``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
+import hmac
 import json
 import logging
+import secrets
 import socket
 import socketserver
 import struct
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -25,12 +34,16 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TextIO
-from urllib.parse import urlsplit
+from typing import Any, Literal, TextIO
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 _log = logging.getLogger(__name__)
 
 DEMO_TOKEN = "sandbox-demo-token"  # noqa: S105 - public, sandbox-only; `serve` prints it
+DEMO_CLIENT_ID = "sandbox-demo-client"
+DEMO_CLIENT_SECRET = "sandbox-demo-secret"  # noqa: S105 - public, sandbox-only; `serve` prints it
+TOKEN_LIFETIME_S = 3600  # AnyRoad's dashboard keys last 60 minutes
+OAUTH_PATH = "/oauth/token"  # under the prefix, beside /tickets
 MAX_BODY = 64 * 1024
 EARLY_ENTRY = timedelta(minutes=30)
 _DRAIN_MAX = 1024 * 1024  # drop an oversized body up to this size so the client reads the 413
@@ -50,10 +63,13 @@ _BOOKING_ERRORS = {
 }
 # Codes for the errors http.server itself raises (anything else is a 400 invalid_request).
 _PROTOCOL_CODES = {414: "request_too_large", 431: "request_too_large", 501: "method_not_allowed"}
+_NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))  # RFC 6749 5.1
+_FORM = "application/x-www-form-urlencoded"
+Endpoint = Literal["tickets", "token"]
 
 
 class Fault(StrEnum):
-    """A misbehaviour played instead of the normal answer to one ticket request."""
+    """A misbehaviour played instead of the normal answer to one ticket (or token) request."""
 
     SERVER_ERROR = "server_error"  # 500 with the documented server_error body
     HTML = "html"  # 200 text/html: a Wi-Fi captive portal
@@ -63,7 +79,7 @@ class Fault(StrEnum):
     REDIRECT = "redirect"  # 302 to another URL on this server
     RESET = "reset"  # connection reset, no answer at all
     SLOW = "slow"  # waits delay_s, then answers normally (a scan is recorded even if nobody waits)
-    UNAUTHORIZED = "unauthorized"  # 401 as for a wrong token
+    UNAUTHORIZED = "unauthorized"  # 401 as for a wrong token (token endpoint: invalid_client)
     HUGE = "huge"  # 200 page envelope padded to ~2 MB
 
 
@@ -242,14 +258,58 @@ def _parse_body(action: str, body: bytes) -> tuple[str, str]:
     return qr_code, device if isinstance(device, str) else ""
 
 
+class _Issuer:
+    """The OAuth side: checks client credentials and issues opaque tokens that expire."""
+
+    def __init__(
+        self, client_id: str, secret: str, lifetime_s: int, clock: Callable[[], float]
+    ) -> None:
+        self.lifetime_s, self.clock = lifetime_s, clock
+        self._client = f"{client_id}:{secret}".encode()
+        self._lock = threading.Lock()
+        self._expiry: dict[str, float] = {}
+
+    def client_ok(self, authorization: str | None) -> bool:
+        """HTTP Basic with the client's id and secret, each form-encoded (RFC 6749 2.3.1)."""
+        scheme, _, encoded = (authorization or "").partition(" ")
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        client_id, colon, secret = decoded.partition(":")
+        given = f"{unquote_plus(client_id)}:{unquote_plus(secret)}".encode()
+        matches = hmac.compare_digest(given, self._client)
+        return scheme.lower() == "basic" and bool(colon) and matches
+
+    def issue(self) -> str:
+        token, now = secrets.token_urlsafe(32), self.clock()
+        with self._lock:
+            self._expiry = {t: at for t, at in self._expiry.items() if at > now}
+            self._expiry[token] = now + self.lifetime_s
+        return token
+
+    def valid(self, token: str) -> bool:
+        with self._lock:
+            return self.clock() < self._expiry.get(token, -1.0)
+
+    def expire_all(self) -> None:
+        with self._lock:
+            self._expiry.clear()
+
+
 class _State:
     """What the handler threads share: settings, the catalog, queued faults, seen requests."""
 
-    def __init__(self, token: str, prefix: str, now: Callable[[], datetime]) -> None:
-        self.token, self.prefix, self.now = token, prefix, now
+    def __init__(
+        self, token: str, prefix: str, now: Callable[[], datetime], issuer: _Issuer
+    ) -> None:
+        self.token, self.prefix, self.now, self.issuer = token, prefix, now, issuer
         self._lock = threading.Lock()
         self._tickets = self._catalog()
-        self._faults: deque[tuple[Fault, float]] = deque()
+        self._faults: dict[Endpoint, deque[tuple[Fault, float]]] = {
+            "tickets": deque(),
+            "token": deque(),
+        }
         self._seen: list[SeenRequest] = []
 
     def _catalog(self) -> dict[str, _Ticket]:
@@ -259,16 +319,18 @@ class _State:
     def reset(self) -> None:
         with self._lock:
             self._tickets = self._catalog()
-            self._faults.clear()
+            for queue in self._faults.values():
+                queue.clear()
             self._seen.clear()
 
-    def inject(self, fault: Fault, count: int, delay_s: float) -> None:
+    def inject(self, fault: Fault, count: int, delay_s: float, endpoint: Endpoint) -> None:
         with self._lock:
-            self._faults.extend([(fault, delay_s)] * count)
+            self._faults[endpoint].extend([(fault, delay_s)] * count)
 
-    def next_fault(self) -> tuple[Fault, float] | None:
+    def next_fault(self, endpoint: Endpoint) -> tuple[Fault, float] | None:
         with self._lock:
-            return self._faults.popleft() if self._faults else None
+            queue = self._faults[endpoint]
+            return queue.popleft() if queue else None
 
     def record(self, request: SeenRequest) -> None:
         with self._lock:
@@ -279,11 +341,20 @@ class _State:
             return list(self._seen)
 
     def route(self, path: str) -> str | None:
-        """'scan' or 'verify' for the two ticket paths under the prefix, else None."""
+        """'scan', 'verify' or 'token' for the paths under the prefix, else None."""
+        if path == self.prefix + OAUTH_PATH:
+            return "token"
         for action in ("scan", "verify"):
             if path == f"{self.prefix}/tickets/{action}":
                 return action
         return None
+
+    def authorized(self, authorization: str | None) -> bool:
+        """The fixed token, or an issued one that has not expired."""
+        if authorization == f"Bearer {self.token}":
+            return True
+        scheme, _, token = (authorization or "").partition(" ")
+        return scheme == "Bearer" and self.issuer.valid(token)
 
     def answer(self, action: str, body: bytes, instance: str, url: str, rid: str) -> _Reply:
         """Check (and for a scan, record) a ticket; the reply AnyRoad would give."""
@@ -432,16 +503,51 @@ class _Handler(BaseHTTPRequestHandler):
         action = state.route(path)
         if action is None or self.command != "POST":
             return self._misrouted(action)
-        fault, delay_s = state.next_fault() or (None, 0.0)
+        endpoint: Endpoint = "token" if action == "token" else "tickets"
+        fault, delay_s = state.next_fault(endpoint) or (None, 0.0)
         if fault is Fault.SLOW:
             if self.server.stopping.wait(delay_s):
                 self.close_connection = True  # stopping: abandon the request
                 return None
         elif fault is not None:
-            return self._play(fault)
-        if self.headers.get("Authorization") != f"Bearer {state.token}":
+            return self._play(fault, endpoint)
+        if action == "token":
+            return self._issue_token(body)
+        return self._ticket_answer(action, body, path)
+
+    def _ticket_answer(self, action: str, body: bytes, path: str) -> _Reply:
+        state = self.server.state
+        if not state.authorized(self.headers.get("Authorization")):
             return self._unauthorized()
         return state.answer(action, body, path, self.server.origin + self.path, self.rid)
+
+    def _issue_token(self, body: bytes) -> _Reply:
+        """RFC 6749 4.4: the client-credentials grant, client authenticated by HTTP Basic."""
+        issuer = self.server.state.issuer
+        if not issuer.client_ok(self.headers.get("Authorization")):
+            return self._invalid_client()
+        form_type = self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        try:
+            form = parse_qs(body.decode("ascii"), max_num_fields=10) if form_type == _FORM else None
+        except (UnicodeDecodeError, ValueError):
+            form = None
+        if form is None:
+            return _oauth_error(400, "invalid_request", f"send {_FORM}")
+        grant = form.get("grant_type", [])
+        if len(grant) != 1:
+            return _oauth_error(400, "invalid_request", "send one grant_type")
+        if grant != ["client_credentials"]:
+            return _oauth_error(400, "unsupported_grant_type", "only client_credentials")
+        answer = {
+            "access_token": issuer.issue(),
+            "token_type": "Bearer",
+            "expires_in": issuer.lifetime_s,
+        }
+        return _Reply.of_json(200, answer, *_NO_STORE)
+
+    def _invalid_client(self) -> _Reply:
+        challenge = ("WWW-Authenticate", 'Basic realm="AnyRoad sandbox"')
+        return _oauth_error(401, "invalid_client", "client authentication failed", challenge)
 
     def _misrouted(self, action: str | None) -> _Reply:
         if action is None:
@@ -472,7 +578,7 @@ class _Handler(BaseHTTPRequestHandler):
             left -= len(chunk)
         self.close_connection = self.close_connection or length > _DRAIN_MAX or left > 0
 
-    def _play(self, fault: Fault) -> _Reply | None:
+    def _play(self, fault: Fault, endpoint: Endpoint) -> _Reply | None:
         """The fault's reply, or None when nothing is to be sent."""
         reply: _Reply | None = None
         match fault:
@@ -483,7 +589,7 @@ class _Handler(BaseHTTPRequestHandler):
             case Fault.SERVER_ERROR:
                 reply = self._error(500, "server_error", "please try again later")
             case Fault.UNAUTHORIZED:
-                reply = self._unauthorized()
+                reply = self._invalid_client() if endpoint == "token" else self._unauthorized()
             case Fault.HTML:
                 reply = _Reply(200, _CAPTIVE_PORTAL, "text/html; charset=utf-8")
             case Fault.GARBAGE:
@@ -533,8 +639,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(reply.body)
 
 
+def _oauth_error(status: int, error: str, description: str, *headers: tuple[str, str]) -> _Reply:
+    """An RFC 6749 5.2 error body."""
+    body = {"error": error, "error_description": description}
+    return _Reply.of_json(status, body, *_NO_STORE, *headers)
+
+
 class SandboxServer:
-    """An AnyRoad Tickets API stand-in on a daemon thread; see the module docstring."""
+    """An AnyRoad Tickets API stand-in on a daemon thread; see the module docstring.
+
+    ``now`` is the wall clock the tickets' time slots follow; ``clock`` is the monotonic one
+    issued tokens expire on. Tests fake either.
+    """
 
     def __init__(
         self,
@@ -544,9 +660,14 @@ class SandboxServer:
         token: str = DEMO_TOKEN,
         prefix: str = "/sandbox/v1",
         now: Callable[[], datetime] = _utc_now,
+        client_id: str = DEMO_CLIENT_ID,
+        client_secret: str = DEMO_CLIENT_SECRET,
+        token_lifetime_s: int = TOKEN_LIFETIME_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         path = prefix.strip("/")
-        self._state = _State(token, f"/{path}" if path else "", now)
+        issuer = _Issuer(client_id, client_secret, token_lifetime_s, clock)
+        self._state = _State(token, f"/{path}" if path else "", now, issuer)
         self._httpd = _HTTPServer((host, port), self._state)
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -555,6 +676,21 @@ class SandboxServer:
     def url(self) -> str:
         """Base URL, prefix included: clients append /tickets/scan."""
         return self._httpd.origin + self._state.prefix
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth token endpoint: ``{url}/oauth/token``."""
+        return self.url + OAUTH_PATH
+
+    @property
+    def token_requests(self) -> int:
+        """Requests to the token endpoint received so far (since the last reset)."""
+        path = self._state.prefix + OAUTH_PATH
+        return sum(urlsplit(seen.path).path == path for seen in self._state.seen())
+
+    def expire_tokens(self) -> None:
+        """Expire every token issued so far; the fixed token keeps working."""
+        self._state.issuer.expire_all()
 
     @property
     def requests_seen(self) -> list[SeenRequest]:
@@ -595,12 +731,22 @@ class SandboxServer:
             self._thread.join()
         self._httpd.server_close()
 
-    def inject(self, fault: Fault, *, count: int = 1, delay_s: float = 0.0) -> None:
-        """Queue `count` faults; each ticket request takes the oldest one."""
-        self._state.inject(fault, count, delay_s)
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        count: int = 1,
+        delay_s: float = 0.0,
+        endpoint: Endpoint = "tickets",
+    ) -> None:
+        """Queue `count` faults; each request to `endpoint` takes the oldest of its queue."""
+        self._state.inject(fault, count, delay_s, endpoint)
 
     def reset(self) -> None:
-        """Restore the catalog (from now()), and clear queued faults and seen requests."""
+        """Restore the catalog (from now()), and clear queued faults and seen requests.
+
+        Issued tokens stay valid: a client's cached token survives a reset.
+        """
         self._state.reset()
 
     def __enter__(self) -> SandboxServer:
@@ -615,13 +761,23 @@ def _shorten(qr_code: str) -> str:
     return f"{head},{payload[:4]}...{payload[-8:]}"
 
 
-def _write_banner(url: str, token: str, out: TextIO) -> None:
+def _write_banner(url: str, token: str, out: TextIO, client_id: str, client_secret: str) -> None:
     if token == DEMO_TOKEN:
         auth_note = f"{DEMO_TOKEN}  (the public demo token: sandbox only, not an AnyRoad key)"
     else:
         auth_note = "a custom token (not shown)"
+    client_note = "a custom secret (not shown)"
+    if client_secret == DEMO_CLIENT_SECRET:
+        client_note = f"{DEMO_CLIENT_SECRET}  (the public demo secret: sandbox only)"
     width = max(len(spec.description) for spec in _SPECS)
-    lines = [f"AnyRoad sandbox: {url}", f"  token: {auth_note}", ""]
+    lines = [
+        f"AnyRoad sandbox: {url}",
+        f"  token: {auth_note}",
+        f"  OAuth client credentials (HTTP Basic): token_url = {url}{OAUTH_PATH}",
+        f"    client_id: {client_id}",
+        f"    client_secret: {client_note}",
+        "",
+    ]
     lines.append(f"  {'case':<16} {'description':<{width}}  booking/ticket/guest  qr_code")
     for spec in _SPECS:
         ids = "/".join(map(str, spec.ids))
@@ -636,9 +792,20 @@ def _wait_forever() -> None:
     threading.Event().wait()
 
 
-def serve(host: str, port: int, token: str, out: TextIO) -> None:
+def serve(
+    host: str,
+    port: int,
+    token: str,
+    out: TextIO,
+    *,
+    client_id: str = DEMO_CLIENT_ID,
+    client_secret: str = DEMO_CLIENT_SECRET,
+) -> None:
     """Run a sandbox in the foreground until Ctrl-C, after writing its URL and tickets to `out`."""
-    with SandboxServer(host, port, token=token) as sandbox:
-        _write_banner(sandbox.url, token, out)
+    server = SandboxServer(
+        host, port, token=token, client_id=client_id, client_secret=client_secret
+    )
+    with server as sandbox:
+        _write_banner(sandbox.url, token, out, client_id, client_secret)
         with contextlib.suppress(KeyboardInterrupt):
             _wait_forever()

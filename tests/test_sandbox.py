@@ -17,7 +17,15 @@ import pytest
 import requests
 
 from device import sandbox
-from device.sandbox import DEMO_TOKEN, Fault, SandboxServer, demo_tickets
+from device.sandbox import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_TOKEN,
+    Fault,
+    SandboxServer,
+    demo_tickets,
+)
+from tests.fakes import FakeClock
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 CODES = {t.case: t.qr_code for t in demo_tickets()}
@@ -486,6 +494,115 @@ def test_fault_huge(server: SandboxServer, http: requests.Session) -> None:
     assert {"url", "next_url", "previous_url", "first_url", "items"} <= set(response.json())
 
 
+# The OAuth token endpoint
+
+DEMO_CLIENT = (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+
+
+def fetch_token(
+    server: SandboxServer,
+    auth: tuple[str, str] | None = DEMO_CLIENT,
+    data: dict[str, str] | None = None,
+) -> requests.Response:
+    with requests.Session() as session:
+        session.trust_env = False
+        form = {"grant_type": "client_credentials"} if data is None else data
+        return session.post(server.token_url, data=form, auth=auth, timeout=5)
+
+
+def test_token_endpoint_issues_tokens_the_ticket_endpoints_take(
+    server: SandboxServer, http: requests.Session
+) -> None:
+    response = fetch_token(server)
+    assert response.status_code == 200
+    assert server.token_url == f"{server.url}/oauth/token"
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.json()
+    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert (body["token_type"], body["expires_in"]) == ("Bearer", 3600)
+    assert body["access_token"] != fetch_token(server).json()["access_token"]
+    assert verify(http, server, "admitted").status_code == 200  # the fixed token still works
+    http.headers["Authorization"] = f"Bearer {body['access_token']}"
+    assert verify(http, server, "admitted").status_code == 200
+    assert server.token_requests == 2
+
+
+@pytest.mark.parametrize(
+    "auth", [None, (DEMO_CLIENT_ID, "wrong"), ("other-client", DEMO_CLIENT_SECRET)]
+)
+def test_token_endpoint_refuses_bad_client_credentials(
+    server: SandboxServer, auth: tuple[str, str] | None
+) -> None:
+    response = fetch_token(server, auth=auth)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    assert response.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({}, "invalid_request"),
+        ({"grant_type": "password", "username": "a", "password": "b"}, "unsupported_grant_type"),
+    ],
+)
+def test_token_endpoint_takes_only_client_credentials(
+    server: SandboxServer, data: dict[str, str], error: str
+) -> None:
+    response = fetch_token(server, data=data)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+
+
+def test_token_endpoint_takes_only_a_form_post(server: SandboxServer) -> None:
+    with requests.Session() as session:
+        session.trust_env = False
+        body = {"grant_type": "client_credentials"}
+        response = session.post(server.token_url, json=body, auth=DEMO_CLIENT, timeout=5)
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+        response = session.get(server.token_url, auth=DEMO_CLIENT, timeout=5)
+        assert_problem(response, 405, "method_not_allowed")
+
+
+def test_issued_tokens_expire_on_the_sandbox_clock(http: requests.Session) -> None:
+    clock = FakeClock()
+    with SandboxServer(now=lambda: NOW, clock=clock, token_lifetime_s=60) as server:
+        body = fetch_token(server).json()
+        assert body["expires_in"] == 60
+        http.headers["Authorization"] = f"Bearer {body['access_token']}"
+        clock.now += 59.9
+        assert verify(http, server, "admitted").status_code == 200
+        clock.now += 0.1
+        assert_problem(verify(http, server, "admitted"), 401, "invalid_bearer_token")
+        http.headers["Authorization"] = f"Bearer {fetch_token(server).json()['access_token']}"
+        assert verify(http, server, "admitted").status_code == 200
+        server.expire_tokens()
+        assert_problem(verify(http, server, "admitted"), 401, "invalid_bearer_token")
+        http.headers["Authorization"] = f"Bearer {DEMO_TOKEN}"
+        assert verify(http, server, "admitted").status_code == 200
+
+
+def test_custom_client_credentials() -> None:
+    with SandboxServer(client_id="fleet", client_secret="p@ss word:+") as server:
+        assert fetch_token(server, auth=DEMO_CLIENT).status_code == 401
+        # RFC 6749 2.3.1: each part form-encoded before HTTP Basic.
+        assert fetch_token(server, auth=("fleet", "p%40ss+word%3A%2B")).status_code == 200
+
+
+def test_token_faults_and_ticket_faults_are_separate(
+    server: SandboxServer, http: requests.Session
+) -> None:
+    server.inject(Fault.SERVER_ERROR, endpoint="token")
+    server.inject(Fault.UNAUTHORIZED)
+    assert_problem(verify(http, server, "admitted"), 401, "invalid_bearer_token")
+    assert fetch_token(server).status_code == 500
+    server.inject(Fault.UNAUTHORIZED, endpoint="token")
+    response = fetch_token(server)
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+    assert fetch_token(server).status_code == 200
+    assert verify(http, server, "admitted").status_code == 200
+
+
 # Connections, recording, lifecycle
 
 
@@ -554,6 +671,9 @@ def test_serve_prints_url_token_and_tickets(monkeypatch: pytest.MonkeyPatch) -> 
     assert "http://127.0.0.1:" in text
     assert "/sandbox/v1" in text
     assert DEMO_TOKEN in text
+    assert "/sandbox/v1/oauth/token" in text
+    assert DEMO_CLIENT_ID in text
+    assert DEMO_CLIENT_SECRET in text
     for ticket in demo_tickets():
         assert ticket.case in text
         assert ticket.qr_code[:30] in text
@@ -565,5 +685,6 @@ def test_serve_never_prints_a_custom_token(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(sandbox, "_wait_forever", interrupt)
     out = io.StringIO()
-    sandbox.serve("127.0.0.1", 0, "s3cret-value", out)
+    sandbox.serve("127.0.0.1", 0, "s3cret-value", out, client_secret="client-s3cret")
     assert "s3cret-value" not in out.getvalue()
+    assert "client-s3cret" not in out.getvalue()
