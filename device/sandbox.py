@@ -78,6 +78,7 @@ class Fault(StrEnum):
     EMPTY = "empty"  # 200 with an empty body
     REDIRECT = "redirect"  # 302 to another URL on this server
     RESET = "reset"  # connection reset, no answer at all
+    LOST_ANSWER = "lost_answer"  # handled as usual (a scan is recorded), then reset: no answer
     SLOW = "slow"  # waits delay_s, then answers normally (a scan is recorded even if nobody waits)
     UNAUTHORIZED = "unauthorized"  # 401 as for a wrong token (token endpoint: invalid_client)
     HUGE = "huge"  # 200 page envelope padded to ~2 MB
@@ -509,6 +510,10 @@ class _Handler(BaseHTTPRequestHandler):
             if self.server.stopping.wait(delay_s):
                 self.close_connection = True  # stopping: abandon the request
                 return None
+        elif fault is Fault.LOST_ANSWER and action != "token":
+            self._ticket_answer(action, body, path)  # recorded, but the answer never arrives
+            self._reset()
+            return None
         elif fault is not None:
             return self._play(fault, endpoint)
         if action == "token":
@@ -584,7 +589,7 @@ class _Handler(BaseHTTPRequestHandler):
         match fault:
             case Fault.SLOW:
                 pass  # _respond waits, then answers normally
-            case Fault.RESET:
+            case Fault.RESET | Fault.LOST_ANSWER:  # a token request loses its answer like this
                 self._reset()
             case Fault.SERVER_ERROR:
                 reply = self._error(500, "server_error", "please try again later")

@@ -13,7 +13,9 @@ from device.checkin import CheckIn
 from device.config import OfflinePolicy
 from device.journal import Journal
 from device.sandbox import DEMO_TOKEN, Fault, SandboxServer
+from device.sync import SyncWorker
 from device.verdicts import Verdict
+from tests.fakes import Recorder
 
 DEVICE = "pi-gate-1"
 
@@ -144,3 +146,69 @@ def test_every_attempt_is_journaled_with_what_the_guest_was_told(
     with contextlib.closing(sqlite3.connect(journal.path)) as db:
         rows = db.execute("SELECT verdict FROM attempts ORDER BY id").fetchall()
     assert [verdict for (verdict,) in rows] == told == ["admitted", "canceled"]
+
+
+# --- a request that went out and never came back ------------------------------------------
+
+
+def scans_at_anyroad(url: str, code: str) -> list[str]:
+    reply = AnyRoadClient(url, token=lambda: DEMO_TOKEN, timeout_s=0.5).verify(code)
+    assert reply.ticket is not None
+    return [scan.device for scan in reply.ticket.scans]
+
+
+def test_a_scan_recorded_but_never_answered_is_delivered_later_without_a_false_conflict(
+    sandbox: SandboxServer, journal: Journal, codes: dict[str, str]
+) -> None:
+    code = codes["admitted"]
+    sandbox.inject(Fault.LOST_ANSWER)  # AnyRoad records the scan; its answer is lost
+    first = checkin(sandbox.url, journal, "accept")(code, "scan")
+    assert first.decision.verdict == Verdict.ACCEPTED_OFFLINE
+    events = Recorder()
+    result = SyncWorker(
+        journal,
+        AnyRoadClient(sandbox.url, token=lambda: DEMO_TOKEN, timeout_s=0.5),
+        reentry="warn",
+        emit=events,
+    ).deliver_round()
+    (synced,) = events.of("sync")
+    assert (synced["verdict"], synced["conflict"], result.conflicts) == ("admitted", False, 0)
+    assert scans_at_anyroad(sandbox.url, code) == [DEVICE, DEVICE]  # both reached AnyRoad
+
+
+def test_after_no_connection_the_same_guest_retrying_is_admitted_not_already_scanned(
+    sandbox: SandboxServer, journal: Journal, codes: dict[str, str]
+) -> None:
+    code = codes["admitted"]
+    sandbox.inject(Fault.LOST_ANSWER)
+    scanner = checkin(sandbox.url, journal, "reject")
+    assert scanner(code, "scan").decision.verdict == Verdict.UNREACHABLE
+    retry = scanner(code, "scan").decision
+    assert (retry.verdict, retry.admits) == (Verdict.ADMITTED, True)
+
+
+def test_a_real_second_entry_at_this_same_device_is_still_already_scanned(
+    sandbox: SandboxServer, journal: Journal, codes: dict[str, str]
+) -> None:
+    code = codes["admitted"]
+    sandbox.inject(Fault.LOST_ANSWER)
+    scanner = checkin(sandbox.url, journal, "accept")
+    assert scanner(code, "scan").decision.verdict == Verdict.ACCEPTED_OFFLINE  # let in
+    SyncWorker(
+        journal,
+        AnyRoadClient(sandbox.url, token=lambda: DEMO_TOKEN, timeout_s=0.5),
+        reentry="warn",
+    ).deliver_round()
+    again = scanner(code, "scan").decision  # the ticket comes back: a second entry
+    assert again.verdict == Verdict.ALREADY_SCANNED
+    assert again.first_scan is not None and again.first_scan.device == DEVICE
+
+
+def test_a_lost_answer_is_kept_but_a_refused_connection_is_not(
+    sandbox: SandboxServer, dead_url: str, journal: Journal, codes: dict[str, str]
+) -> None:
+    sandbox.inject(Fault.LOST_ANSWER)
+    checkin(sandbox.url, journal, "reject")(codes["admitted"], "scan")
+    checkin(dead_url, journal, "reject")(codes["admitted_2"], "scan")
+    assert len(journal.unanswered_times(codes["admitted"], DEVICE)) == 1
+    assert journal.unanswered_times(codes["admitted_2"], DEVICE) == []

@@ -82,3 +82,33 @@ def test_verify_never_admits_and_shows_an_earlier_check_in() -> None:
 def test_every_reply_kind_has_its_verdict(reply: Reply, verdict: Verdict) -> None:
     decision = decide(reply, mode="scan", device=ME, reentry="allow")
     assert (decision.verdict, decision.admits) == (verdict, False)
+
+
+def test_our_own_unanswered_request_is_matched_on_the_servers_clock() -> None:
+    # The Pi's clock is 10 minutes slow. Our lost request left 5 minutes ago by our clock;
+    # AnyRoad stamped it by its own.
+    local_now = NOW - timedelta(minutes=10)
+    lost = ScanRecord(ME, NOW - timedelta(minutes=5))
+    reply = ticket_reply(lost, ScanRecord(ME, NOW))
+    unanswered = [local_now - timedelta(minutes=5)]
+    decision = decide(
+        reply, mode="scan", device=ME, reentry="warn", now=local_now, unanswered=unanswered
+    )
+    assert decision.verdict is Verdict.ADMITTED
+
+
+def test_an_unanswered_request_excuses_one_scan_near_it_and_no_other() -> None:
+    local_now = NOW
+    ours = ScanRecord(ME, NOW - timedelta(minutes=5))
+    real_second = ScanRecord(ME, NOW - timedelta(minutes=40))  # far from any lost request
+    reply = ticket_reply(real_second, ours, ScanRecord(ME, NOW))
+    decision = decide(
+        reply,
+        mode="scan",
+        device=ME,
+        reentry="warn",
+        now=local_now,
+        unanswered=[NOW - timedelta(minutes=5)],
+    )
+    assert decision.verdict is Verdict.ALREADY_SCANNED
+    assert decision.first_scan == real_second
