@@ -510,12 +510,8 @@ class _Handler(BaseHTTPRequestHandler):
             if self.server.stopping.wait(delay_s):
                 self.close_connection = True  # stopping: abandon the request
                 return None
-        elif fault is Fault.LOST_ANSWER and action != "token":
-            self._ticket_answer(action, body, path)  # recorded, but the answer never arrives
-            self._reset()
-            return None
         elif fault is not None:
-            return self._play(fault, endpoint)
+            return self._play(fault, endpoint, lambda: self._ticket_answer(action, body, path))
         if action == "token":
             return self._issue_token(body)
         return self._ticket_answer(action, body, path)
@@ -583,13 +579,19 @@ class _Handler(BaseHTTPRequestHandler):
             left -= len(chunk)
         self.close_connection = self.close_connection or length > _DRAIN_MAX or left > 0
 
-    def _play(self, fault: Fault, endpoint: Endpoint) -> _Reply | None:
-        """The fault's reply, or None when nothing is to be sent."""
+    def _play(
+        self, fault: Fault, endpoint: Endpoint, answer: Callable[[], _Reply]
+    ) -> _Reply | None:
+        """The fault's reply, or None when nothing is to be sent. ``answer`` handles the request."""
         reply: _Reply | None = None
         match fault:
             case Fault.SLOW:
                 pass  # _respond waits, then answers normally
-            case Fault.RESET | Fault.LOST_ANSWER:  # a token request loses its answer like this
+            case Fault.RESET:
+                self._reset()
+            case Fault.LOST_ANSWER:
+                if endpoint == "tickets":
+                    answer()  # recorded at AnyRoad; the answer never arrives
                 self._reset()
             case Fault.SERVER_ERROR:
                 reply = self._error(500, "server_error", "please try again later")
