@@ -115,7 +115,9 @@ class AnyRoadClient:
         try:
             payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate cannot travel as UTF-8
-            return Reply("problem", code="unencodable_code", detail="code is not valid Unicode")
+            return Reply(
+                "problem", code="unencodable_code", detail="code is not valid Unicode", sent=False
+            )
         try:
             token = self._token()
             reply = self._send(path, payload, token)
@@ -213,6 +215,10 @@ def _reply_from(response: requests.Response, raw: bytes) -> Reply:
 
 
 def _classify(status: int, body: dict[str, Any] | None, code: str, common: dict[str, Any]) -> Reply:
+    # A 401/403 is a supervisor's job, with or without the documented body (a gateway's).
+    if status in (401, 403):
+        detail = _text(body.get("detail")) if body is not None else ""
+        return Reply("unauthorized", code=code or f"http_{status}", detail=detail, **common)
     if body is None:
         return Reply("server_error", code="not_json", detail=f"HTTP {status}", **common)
     detail = _text(body.get("detail"))
@@ -221,8 +227,6 @@ def _classify(status: int, body: dict[str, Any] | None, code: str, common: dict[
         if ticket is None:
             return Reply("server_error", code="unexpected_shape", detail="no ticket", **common)
         return Reply("ticket", ticket=ticket, **common)
-    if status in (401, 403):
-        return Reply("unauthorized", code=code or f"http_{status}", detail=detail, **common)
     if status in (408, 429) or status >= 500 or status < 400:
         return Reply("server_error", code=code or f"http_{status}", detail=detail, **common)
     ticket = _parse_ticket(body) if code.startswith("booking_") else None

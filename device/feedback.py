@@ -14,6 +14,7 @@ from PIL import Image
 
 from device.api import ScanRecord, TicketInfo
 from device.screens import Screen
+from device.tickets import display_safe
 from device.verdict import Decision
 from device.verdicts import Verdict
 from hal.ports import LED_NAMES, Beeper, Display, LedName, Lights, Relay
@@ -124,7 +125,7 @@ def screen_for(decision: Decision, status: str, tz: tzinfo | None = None) -> Scr
     slot = _slot(ticket, tz)
     verdict = decision.verdict
     screens: dict[Verdict, Screen] = {
-        V.ADMITTED: Screen("admitted", "WELCOME", (slot, ticket.type.upper()[:12])),
+        V.ADMITTED: Screen("admitted", "WELCOME", (slot, display_safe(ticket.type.upper(), 12))),
         V.ALREADY_SCANNED: Screen(
             "already_scanned", "ALREADY SCANNED", (_when_where(decision.first_scan, tz),)
         ),
@@ -185,7 +186,7 @@ def _slot(ticket: TicketInfo, tz: tzinfo | None) -> str:
 def _when_where(scan: ScanRecord | None, tz: tzinfo | None) -> str:
     if scan is None:
         return ""
-    where = scan.device[:16] or "?"
+    where = display_safe(scan.device, 16) or "?"
     return f"{_time(scan.scanned_at, tz)} - {where}"
 
 
@@ -204,7 +205,10 @@ def _hhmm(when: datetime | None, tz: tzinfo | None) -> str:
 
 def _local(when: datetime, tz: tzinfo | None) -> datetime:
     # AnyRoad's slot times are local times that carry a "Z"; naive ones are shown as given.
-    return when.astimezone(tz) if when.tzinfo else when
+    try:
+        return when.astimezone(tz) if when.tzinfo else when
+    except OverflowError:  # a server's 0001-01-01T00:00+14:00: show it as sent
+        return when
 
 
 class FeedbackPlayer:

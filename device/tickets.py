@@ -33,7 +33,7 @@ def parse_payload(qr_code: str) -> TicketPayload | None:
     try:
         raw = base64.b64decode(qr_code[len(ANYROAD_PREFIX) :], validate=True)
         data = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # "[[[[…" nests past the C stack limit
         return None
     if not isinstance(data, dict):
         return None
