@@ -1,10 +1,26 @@
 """Shared fixtures: a sandbox AnyRoad server on 127.0.0.1 and its demo tickets."""
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from device.config import OfflineConfig
+from device.journal import Journal
 from device.sandbox import SandboxServer, demo_tickets
+
+
+@pytest.fixture(autouse=True)
+def no_journal_outside_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that forgets [offline] journal must fail, not write to /var/lib on this machine."""
+    real_open = Journal.open.__func__  # type: ignore[attr-defined]
+
+    def guarded(cls: type[Journal], path: Path, **kwargs: Any) -> Journal:
+        assert path != OfflineConfig().journal, "set [offline] journal to a temporary file"
+        return real_open(cls, path, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Journal, "open", classmethod(guarded))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ def config_file(tmp_path: Path, base_url: str, extra: str = "") -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f'[api]\nbase_url = "{base_url}"\ntoken_file = "{token}"\ntimeout_s = 0.5\n'
+        f'[offline]\njournal = "{tmp_path / "journal.db"}"\n'
         f'[device]\nid = "gate-cli"\n{extra}',
         encoding="utf-8",
     )

@@ -31,7 +31,15 @@ from PIL import Image
 from device.api import MAX_BODY_BYTES, AnyRoadClient
 from device.app import ConsolePrinter, build
 from device.cli import main
-from device.config import ApiConfig, CameraConfig, Config, DeviceConfig, HardwareConfig, ScanConfig
+from device.config import (
+    ApiConfig,
+    CameraConfig,
+    Config,
+    DeviceConfig,
+    HardwareConfig,
+    OfflineConfig,
+    ScanConfig,
+)
 from device.loop import Report
 from device.sandbox import DEMO_TOKEN, Fault, SandboxServer
 from device.tickets import ANYROAD_PREFIX
@@ -120,6 +128,7 @@ def play(tmp_path: Path, base_url: str, shots: Sequence[Shot], *, timeout_s: flo
         hardware=HardwareConfig(
             backend="sim", events=str(events), result_hold_s=0.5, relay_pulse_s=1.0
         ),
+        offline=OfflineConfig(journal=tmp_path / "journal.db"),
     )
     clock, run, console = FakeClock(), Run(), io.StringIO()
     printer = ConsolePrinter(console, draw_screen=True)
