@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_code ON attempts (qr_code, device);
 CREATE INDEX IF NOT EXISTS attempts_queue ON attempts (queued, id);
+CREATE INDEX IF NOT EXISTS attempts_conflict ON attempts (conflict);
 CREATE TABLE IF NOT EXISTS unanswered (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     attempt_id INTEGER NOT NULL REFERENCES attempts (id),
@@ -282,8 +283,10 @@ class Journal:
     def state(self) -> QueueState:
         """How many scans wait for delivery, and how many deliveries were disputed."""
         with self._lock:
+            # Two index lookups: the journal keeps every attempt, so no scan of the table.
             queued, conflicts = self._db.execute(
-                "SELECT COALESCE(SUM(queued), 0), COALESCE(SUM(conflict), 0) FROM attempts"
+                "SELECT (SELECT COUNT(*) FROM attempts WHERE queued = 1), "
+                "(SELECT COUNT(*) FROM attempts WHERE conflict = 1)"
             ).fetchone()
         return QueueState(int(queued), int(conflicts))
 
