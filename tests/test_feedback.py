@@ -5,7 +5,15 @@ from datetime import UTC, datetime
 import pytest
 
 from device.api import ScanRecord, TicketInfo
-from device.feedback import FeedbackPlayer, LedCue, RelayCue, cues_for, ready_screen, screen_for
+from device.feedback import (
+    FeedbackPlayer,
+    LedCue,
+    RelayCue,
+    cues_for,
+    ready_screen,
+    screen_for,
+    status_line,
+)
 from device.screens import Screen, render
 from device.verdict import Decision
 from device.verdicts import Verdict
@@ -119,3 +127,19 @@ def test_an_unchanged_screen_is_not_sent_again() -> None:
     feedback.show(READY)
     feedback.refresh_ready()
     assert len(events.of("display")) == 1
+
+
+@pytest.mark.parametrize(
+    ("online", "queued", "conflicts", "line"),
+    [
+        (True, 0, 0, "SCAN  online"),
+        (None, 0, 0, "SCAN  ..."),
+        (False, 3, 0, "SCAN OFFLINE Q3"),
+        (True, 2, 1, "SCAN online !1 Q2"),  # a dispute needs a person: it comes first
+        (False, 5000, 0, "SCAN OFFLINE Q999+"),
+    ],
+)
+def test_the_status_line_says_connection_then_disputes_then_the_queue(
+    online: bool | None, queued: int, conflicts: int, line: str
+) -> None:
+    assert status_line("scan", online, queued=queued, conflicts=conflicts) == line

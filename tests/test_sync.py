@@ -13,7 +13,8 @@ from device.api import AnyRoadClient
 from device.app import make_check
 from device.checkin import CheckIn
 from device.cli import main
-from device.journal import Journal
+from device.feedback import status_line
+from device.journal import Journal, QueueState
 from device.sandbox import DEMO_TOKEN, SandboxServer
 from device.sync import Backoff, SyncWorker
 from device.verdicts import Verdict
@@ -186,3 +187,13 @@ def test_the_sync_command_says_what_is_left_when_the_server_is_down(
     captured = capsys.readouterr()
     assert captured.out == "delivered 0, conflicts 0, still queued 1\n"
     assert "sync stopped: connection_failed" in captured.err
+
+
+def test_after_each_round_the_status_line_hears_the_queue_and_the_conflicts(
+    sandbox: SandboxServer, dead_url: str, journal: Journal, codes: dict[str, str]
+) -> None:
+    accept_offline(journal, dead_url, codes["canceled"], codes["admitted"])
+    states: list[QueueState] = []
+    worker(journal, sandbox.url, on_change=states.append).deliver_round()
+    assert states == [QueueState(queued=0, conflicts=1)]
+    assert status_line("scan", True, queued=0, conflicts=1) == "SCAN online !1"
