@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from device.activity import ActivityMarker
 from device.api import AnyRoadClient, Reply
 from device.auth import StaticToken, TokenSource, token_source
 from device.checkin import CheckIn
@@ -20,6 +21,7 @@ from device.feedback import FeedbackPlayer
 from device.identity import device_id
 from device.journal import Journal, JournalError
 from device.loop import LoopSettings, Report, ScanLoop
+from device.notify import Notifier
 from device.screens import render, terminal_art
 from device.sync import Round, SyncWorker
 from device.tickets import describe_code
@@ -159,6 +161,9 @@ def build(
             decoder=decoder,
             checkin=checkin,
             queue_state=journal.state,
+            on_pass=_supervision(
+                Notifier.from_environment(), ActivityMarker(activity_file(config))
+            ),
             player=player,
             settings=settings,
             clock=clock,
@@ -168,6 +173,23 @@ def build(
             observers=observers,
         )
         yield Running(loop, source, outputs, client, journal, sync)
+
+
+def _supervision(notifier: Notifier, activity: ActivityMarker) -> Callable[[ScanLoop], None]:
+    """After each loop pass: READY once a frame was decoded, the watchdog, the activity file."""
+
+    def after_pass(loop: ScanLoop) -> None:
+        if loop.frames_decoded:
+            notifier.ready()
+        notifier.alive(loop.clock(), loop.last_frame_at)
+        activity.saw(loop.last_code_at)
+
+    return after_pass
+
+
+def activity_file(config: Config) -> Path:
+    """Beside the journal, in the service's state directory: where the updater looks."""
+    return config.offline.journal.parent / "activity"
 
 
 def sync_once(config: Config, *, token: str | None = None) -> Round:

@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         one.set_defaults(mode=name)
     sync = command("sync", _sync, "deliver the scans accepted offline, once; 0 when none is left")
     sync.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (TOML)")
+    selftest = command("selftest", _selftest, "check this installation can scan (no hardware)")
+    selftest.add_argument("--config", type=Path, help="also check this config and its secret")
     screens = command("screens", _screens, "render every screen to PNG files")
     screens.add_argument("--out", type=Path, required=True)
     return parser
@@ -121,6 +123,12 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"ticket-scanner: sync stopped: {why}; run it again later", file=sys.stderr)
         return 1
     return 0
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from device.selftest import run_selftest  # noqa: PLC0415
+
+    return run_selftest(sys.stdout, config=args.config)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -120,6 +120,8 @@ class ScanLoop:
     emit: Emit = ignore
     observers: Sequence[Callable[[Report], None]] = ()
     queue_state: Callable[[], QueueState] = lambda: QueueState(0, 0)
+    # Called after every pass: systemd's watchdog and readiness, the updater's activity file.
+    on_pass: Callable[[ScanLoop], None] = lambda _: None
     online: bool | None = None
     mode: Mode = field(init=False)
 
@@ -128,6 +130,8 @@ class ScanLoop:
         self._debounce = Debouncer(self.settings.repeat_window_s)
         self._trigger_state = TriggerTracker()
         self.frames_decoded = 0
+        self.last_frame_at: float | None = None  # loop clock: when the newest frame was captured
+        self.last_code_at: float | None = None  # and the newest one with a code in view
         self.queue = self.queue_state()  # replaced whole by the sync worker's thread too
 
     def ready(self) -> Screen:
@@ -146,6 +150,11 @@ class ScanLoop:
 
     def step(self) -> bool:
         """One pass; False once the source is finished and the last feedback has played."""
+        going = self._pass()
+        self.on_pass(self)
+        return going
+
+    def _pass(self) -> bool:
         now = self.clock()
         self.player.tick(now)
         self._poll_trigger(now)
@@ -155,12 +164,15 @@ class ScanLoop:
                 return False
             self._idle(now)
             return True
+        self.last_frame_at = frame.captured_at
         if self.trigger is None or self._trigger_state.armed(now):
             self._look_at(frame)
         return True
 
     def _look_at(self, frame: Frame) -> None:
         codes = [found.text for found in self._decode(frame)]
+        if codes:
+            self.last_code_at = frame.captured_at
         if self.frames_decoded == 0:  # start-up time is measured up to here (make bench)
             self.emit({"event": "first_frame", "index": frame.index})
             log.info("first frame decoded index=%d", frame.index)
