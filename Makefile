@@ -32,11 +32,11 @@ $(STAMP): pyproject.toml
 		echo "missing: python3-venv. Install it with: sudo apt-get install python3-venv"; exit 1; }
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --editable '.[dev]'
+	$(BIN)/pip install --quiet --editable '.[dev,deploy]'  # deploy: OTA publisher, ansible, shellcheck
 	@touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet --editable '.[dev,bench]'
+	$(BIN)/pip install --quiet --editable '.[dev,deploy,bench]'
 	@touch $(BENCH_STAMP)
 
 check-zbar: $(STAMP)

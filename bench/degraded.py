@@ -58,7 +58,7 @@ def _noise(pixels: GrayPixels, number: int) -> GrayPixels:
     return _clip(pixels + rng.normal(0, 28, pixels.shape))
 
 
-def _clip(values: npt.NDArray[np.floating]) -> GrayPixels:
+def _clip(values: npt.NDArray[np.float64]) -> GrayPixels:
     clipped: GrayPixels = np.clip(values, 0, 255).astype(np.uint8)
     return clipped
 

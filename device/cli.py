@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (TOML)")
     selftest = command("selftest", _selftest, "check this installation can scan (no hardware)")
     selftest.add_argument("--config", type=Path, help="also check this config and its secret")
+    from device.update import options as update  # noqa: PLC0415 - argparse only, no tuf
+
+    update.add_arguments(command("update", update.handle, "install the newest signed release"))
     screens = command("screens", _screens, "render every screen to PNG files")
     screens.add_argument("--out", type=Path, required=True)
     return parser

@@ -1,0 +1,1 @@
+"""A fake ticket-scanner for the OTA tests (tests/test_ota_*.py)."""
