@@ -146,6 +146,7 @@ def test_scanner_service_lifecycle() -> None:
         "Group": "ticket-scanner",
         "SupplementaryGroups": "video gpio i2c",
         "StateDirectory": "ticket-scanner",  # /var/lib/ticket-scanner/journal.db
+        "CacheDirectory": "ticket-scanner",
         "RuntimeDirectory": "ticket-scanner",
         # lgpio makes its FIFO in the working directory: it must be writable.
         "WorkingDirectory": "/run/ticket-scanner",
