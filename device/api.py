@@ -21,6 +21,7 @@ import requests
 import urllib3
 
 from device.auth import Refreshable, TokenError
+from device.bodies import BodyTooLargeError, json_object, read_capped
 from device.tickets import log_safe
 from device.version import VERSION
 
@@ -151,9 +152,11 @@ class AnyRoadClient:
                 allow_redirects=False,
                 stream=True,
             ) as response:
-                raw = _read_capped(response, deadline, self._clock)
+                raw = read_capped(
+                    response, limit=MAX_BODY_BYTES, deadline=deadline, clock=self._clock
+                )
                 return _reply_from(response, raw)
-        except _TooLargeError:
+        except BodyTooLargeError:
             log.warning("api error reason=response_too_large path=%s", path)
             return Reply("server_error", code="response_too_large")
         except requests.RequestException as error:
@@ -162,10 +165,6 @@ class AnyRoadClient:
                 type(error).__name__,
             )
             return _unreachable(reason, path, sent=not _never_sent(error))
-
-
-class _TooLargeError(Exception):
-    pass
 
 
 # Most specific first: an SSLError is also a ConnectionError, a ConnectTimeout a Timeout.
@@ -177,23 +176,9 @@ _UNREACHABLE_REASONS: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
-def _read_capped(response: requests.Response, deadline: float, clock: Callable[[], float]) -> bytes:
-    """The body, refusing more than MAX_BODY_BYTES or a server that drips past the deadline."""
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(chunk_size=16384):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TooLargeError
-        if clock() > deadline:
-            raise requests.Timeout("response body too slow")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _reply_from(response: requests.Response, raw: bytes) -> Reply:
     status = response.status_code
-    body = _json_object(raw)
+    body = json_object(raw)
     request_id = _request_id(body, response.headers)
     server_time = _http_date(response.headers.get("Date"))
     code = _text(body.get("code")) if body is not None else ""
@@ -245,14 +230,6 @@ def _never_sent(error: requests.RequestException) -> bool:
 def _unreachable(reason: str, path: str, *, sent: bool) -> Reply:
     log.warning("api unreachable reason=%s sent=%s path=%s", reason, sent, path)
     return Reply("unreachable", code=reason, sent=sent)
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _ticket(envelope: dict[str, Any]) -> TicketInfo | None:

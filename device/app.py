@@ -111,11 +111,7 @@ def build(
         stack.callback(sync_client.close)
         journal = open_journal(config)
         stack.callback(journal.close)
-        emit: Emit = ignore
-        if config.hardware.events:
-            events = EventLog.open(Path(config.hardware.events))
-            stack.callback(events.close)
-            emit = events.emit
+        emit = _open_events(config, stack)
         decoder = make_decoder(config.scan.decoder, budget_s=config.scan.decode_budget_s)
         outputs = open_outputs(config.hardware, config.device.profile, emit)
         stack.callback(outputs.close)
@@ -204,13 +200,18 @@ def sync_once(config: Config, *, token: str | None = None) -> Round:
         stack.callback(bearer.close)
         stack.callback(journal.close)
         stack.callback(client.close)
-        emit: Emit = ignore
-        if config.hardware.events:
-            events = EventLog.open(Path(config.hardware.events))
-            stack.callback(events.close)
-            emit = events.emit
+        emit = _open_events(config, stack)
         worker = SyncWorker(journal, client, reentry=config.scan.reentry, emit=emit)
         return worker.deliver_round(wait_for_lock=True)
+
+
+def _open_events(config: Config, stack: contextlib.ExitStack) -> Emit:
+    """The configured events file's emitter, closed with ``stack``; or one that ignores."""
+    if not config.hardware.events:
+        return ignore
+    events = EventLog.open(Path(config.hardware.events))
+    stack.callback(events.close)
+    return events.emit
 
 
 def open_journal(config: Config) -> Journal:

@@ -9,7 +9,6 @@ ever logged.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import math
 import re
@@ -23,6 +22,7 @@ from urllib.parse import quote_plus
 
 import requests
 
+from device.bodies import BodyTooLargeError, json_object, read_capped
 from device.config import ApiConfig, ConfigError
 from device.tickets import log_safe
 from device.version import VERSION
@@ -231,9 +231,14 @@ class ClientCredentials:
                 allow_redirects=False,
                 stream=True,
             ) as response:
-                raw = _read_capped(response, now + self._timeout_s, self._clock)
+                raw = read_capped(
+                    response,
+                    limit=MAX_TOKEN_BODY_BYTES,
+                    deadline=now + self._timeout_s,
+                    clock=self._clock,
+                )
                 status = response.status_code
-        except _TooLargeError:
+        except BodyTooLargeError:
             raise _failed("unauthorized", "token_bad_response", "response too large") from None
         except requests.RequestException as error:
             raise _failed("unreachable", _unreachable_code(error), type(error).__name__) from None
@@ -244,7 +249,7 @@ class ClientCredentials:
 
 def _parse(status: int, raw: bytes, sent_at: float) -> _Token:
     """The token in a 200 (RFC 6749 5.1), or the TokenError any other answer means."""
-    body = _json_object(raw)
+    body = json_object(raw)
     if status in (400, 401, 403):  # RFC 6749 5.2: invalid_client, unauthorized_client, ...
         error = _oauth_error(body)
         raise _failed("unauthorized", "token_refused", f"HTTP {status} {error}".strip())
@@ -294,28 +299,3 @@ def _unreachable_code(error: requests.RequestException) -> str:
     if isinstance(error, requests.exceptions.SSLError):
         return "token_tls_error"
     return "token_unreachable"
-
-
-class _TooLargeError(Exception):
-    pass
-
-
-def _read_capped(response: requests.Response, deadline: float, clock: Callable[[], float]) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(chunk_size=16384):
-        size += len(chunk)
-        if size > MAX_TOKEN_BODY_BYTES:
-            raise _TooLargeError
-        if clock() > deadline:
-            raise requests.Timeout("token response too slow")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
