@@ -21,7 +21,7 @@ import requests
 import urllib3
 
 from device.auth import Refreshable, TokenError
-from device.bodies import BodyTooLargeError, json_object, read_capped
+from device.bodies import BodyTooLargeError, json_object, post_capped
 from device.tickets import log_safe
 from device.version import VERSION
 
@@ -144,18 +144,17 @@ class AnyRoadClient:
         }
         deadline = self._clock() + self._timeout_s
         try:
-            with self._session.post(
+            response, raw = post_capped(
+                self._session,
                 self._base_url + path,
                 data=payload,
                 headers=headers,
-                timeout=self._timeout_s,
-                allow_redirects=False,
-                stream=True,
-            ) as response:
-                raw = read_capped(
-                    response, limit=MAX_BODY_BYTES, deadline=deadline, clock=self._clock
-                )
-                return _reply_from(response, raw)
+                timeout_s=self._timeout_s,
+                limit=MAX_BODY_BYTES,
+                deadline=deadline,
+                clock=self._clock,
+            )
+            return _reply_from(response, raw)
         except BodyTooLargeError:
             log.warning("api error reason=response_too_large path=%s", path)
             return Reply("server_error", code="response_too_large")

@@ -22,7 +22,7 @@ from urllib.parse import quote_plus
 
 import requests
 
-from device.bodies import BodyTooLargeError, json_object, read_capped
+from device.bodies import BodyTooLargeError, json_object, post_capped
 from device.config import ApiConfig, ConfigError
 from device.tickets import log_safe
 from device.version import VERSION
@@ -223,21 +223,17 @@ class ClientCredentials:
             "User-Agent": f"ticket-scanner/{VERSION}",
         }
         try:
-            with self._session.post(
+            response, raw = post_capped(
+                self._session,
                 self._url,
                 data="grant_type=client_credentials",
                 headers=headers,
-                timeout=self._timeout_s,
-                allow_redirects=False,
-                stream=True,
-            ) as response:
-                raw = read_capped(
-                    response,
-                    limit=MAX_TOKEN_BODY_BYTES,
-                    deadline=now + self._timeout_s,
-                    clock=self._clock,
-                )
-                status = response.status_code
+                timeout_s=self._timeout_s,
+                limit=MAX_TOKEN_BODY_BYTES,
+                deadline=now + self._timeout_s,
+                clock=self._clock,
+            )
+            status = response.status_code
         except BodyTooLargeError:
             raise _failed("unauthorized", "token_bad_response", "response too large") from None
         except requests.RequestException as error:

@@ -13,6 +13,29 @@ class BodyTooLargeError(Exception):
     """The answer was larger than its cap: not the server we expect."""
 
 
+def post_capped(
+    session: requests.Session,
+    url: str,
+    *,
+    data: bytes | str,
+    headers: dict[str, str],
+    timeout_s: float,
+    limit: int,
+    deadline: float,
+    clock: Callable[[], float],
+) -> tuple[requests.Response, bytes]:
+    """POST without following redirects; the response and its body, read by ``read_capped``."""
+    with session.post(
+        url,
+        data=data,
+        headers=headers,
+        timeout=timeout_s,
+        allow_redirects=False,
+        stream=True,
+    ) as response:
+        return response, read_capped(response, limit=limit, deadline=deadline, clock=clock)
+
+
 def read_capped(
     response: requests.Response, *, limit: int, deadline: float, clock: Callable[[], float]
 ) -> bytes:
