@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zxingcpp
@@ -24,15 +25,22 @@ def qr_picture(text: str | None, size: tuple[int, int] = (320, 240)) -> Image.Im
     return view
 
 
-def write_frames(folder: Path, shots: Sequence[Shot]) -> Path:
-    """frame00000.png ... one file per frame (hard links for repeats); returns the folder."""
+def write_frames(
+    folder: Path,
+    shots: Sequence[tuple[Any, int]],
+    picture: Callable[[Any], Image.Image] = qr_picture,
+) -> Path:
+    """frame00000.png ... one file per frame (hard links for repeats); returns the folder.
+
+    ``picture`` draws what each shot shows (default: a text's QR code, or nothing for None).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    pictures: dict[str | None, Path] = {}
+    pictures: dict[Any, Path] = {}
     index = 0
     for text, count in shots:
         if text not in pictures:
             pictures[text] = folder.parent / f"{folder.name}-picture{len(pictures)}.png"
-            qr_picture(text).save(pictures[text])
+            picture(text).save(pictures[text])
         for _ in range(count):
             os.link(pictures[text], folder / f"frame{index:05d}.png")
             index += 1

@@ -11,7 +11,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import socket
 import threading
 import tracemalloc
@@ -46,6 +45,7 @@ from device.tickets import ANYROAD_PREFIX
 from device.verdict import decide
 from device.verdicts import Verdict
 from tests.fakes import FakeClock
+from tests.frames import write_frames
 
 FPS = 10.0
 DEVICE = "gate-test"
@@ -82,21 +82,6 @@ def qr_frame(content: Content | None) -> Image.Image:
     return view
 
 
-def film(folder: Path, shots: Sequence[Shot]) -> Path:
-    """frame00000.png ... one file per frame (hard links for repeats); returns the folder."""
-    folder.mkdir(parents=True)
-    pictures: dict[Content | None, Path] = {}
-    index = 0
-    for content, count in shots:
-        if content not in pictures:
-            pictures[content] = folder.parent / f"{folder.name}-picture{len(pictures)}.png"
-            qr_frame(content).save(pictures[content])
-        for _ in range(count):
-            os.link(pictures[content], folder / f"frame{index:05d}.png")
-            index += 1
-    return folder
-
-
 # --- the whole loop, and everything it writes ---------------------------------------------
 
 
@@ -118,7 +103,7 @@ class Run:
 
 def play(tmp_path: Path, base_url: str, shots: Sequence[Shot], *, timeout_s: float = 2.0) -> Run:
     """A door unit on the sim backend plays ``shots`` to the end against ``base_url``."""
-    folder = film(tmp_path / "frames", shots)
+    folder = write_frames(tmp_path / "frames", shots, qr_frame)
     events = tmp_path / "events.jsonl"
     config = Config(
         api=ApiConfig(base_url=base_url, timeout_s=timeout_s),
