@@ -1,16 +1,20 @@
 """``deploy/ota`` as the operator types it: keys, the repository, the release bundle."""
 
 import json
+import platform
+import shutil
 import stat
 import subprocess
 import sys
 import tarfile
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from tuf.api.metadata import Metadata, Targets
 
+from deploy.otalib.bundle import compatible_platforms
 from deploy.otalib.operations import resign
 from deploy.otalib.repo import utc_now
 from tests.ota_world import FAKE_APP, OTA, PLATFORM, World, pip_wheel
@@ -185,3 +189,74 @@ def test_rollout_status_and_resign(published: tuple[Path, Path, Path], tmp_path:
     # Near their expiry, targets and snapshot are re-signed too (the daily job keeps them fresh).
     soon = utc_now() + timedelta(days=80)
     assert resign(repo, keys, now=soon) == ["targets", "snapshot", "timestamp"]
+
+
+def _wheel(folder: Path, name: str, version: str, tag: str) -> Path:
+    """A minimal installable wheel of ``name`` for ``tag`` (no code: a dependency stand-in)."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n",
+    }
+    files[f"{dist}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{dist}/RECORD"])
+    path = folder / f"{name}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for member, text in files.items():
+            wheel.writestr(member, text)
+    return path
+
+
+def test_a_dependency_built_for_an_older_manylinux_is_taken(tmp_path: Path) -> None:
+    """numpy 1.26 ships only manylinux_2_17 (manylinux2014) wheels; a target of glibc 2.28
+    must take them, as pip would on the device itself."""
+    machine = platform.machine()
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    shutil.copy2(pip_wheel(), wheelhouse)
+    py = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    old_tag = f"{py}-{py}-manylinux_2_17_{machine}.manylinux2014_{machine}"
+    _wheel(wheelhouse, "oldglibc", "1.0", old_tag)
+    app = tmp_path / "app"
+    shutil.copytree(FAKE_APP, app)
+    pyproject = app / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'requires-python = ">=3.11"', 'requires-python = ">=3.11"\ndependencies = ["oldglibc"]'
+        )
+    )
+    repo, keys = tmp_path / "repo", tmp_path / "keys"
+    assert ota("init-repo", repo, "--keys", keys).returncode == 0
+    done = ota(
+        "publish", repo, "--keys", keys, "--version", "3.0.0", "--source", app,
+        "--platform", f"manylinux_2_28_{machine}", "--wheelhouse", wheelhouse,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (bundle,) = (repo / "targets").glob("*.ticket-scanner-3.0.0.tar.gz")
+    assert done.stdout.rstrip().endswith(str(bundle))  # the operator copies this file
+    with tarfile.open(bundle) as tar:
+        assert f"wheels/oldglibc-1.0-{old_tag}.whl" in tar.getnames()
+
+
+@pytest.mark.parametrize(
+    ("target", "includes", "excludes"),
+    [
+        (
+            "manylinux_2_36_aarch64",
+            ["manylinux_2_36_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64"],
+            ["manylinux_2_37_aarch64", "manylinux_2_36_x86_64", "manylinux2010_aarch64"],
+        ),
+        (
+            "manylinux_2_28_x86_64",
+            ["manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"],
+            ["manylinux_2_29_x86_64", "manylinux_2_28_aarch64"],
+        ),
+        ("linux_aarch64", ["linux_aarch64"], ["manylinux2014_aarch64"]),
+    ],
+)
+def test_a_target_platform_accepts_every_older_manylinux_of_its_architecture(
+    target: str, includes: list[str], excludes: list[str]
+) -> None:
+    tags = compatible_platforms(target)
+    assert tags[0] == target
+    assert all(tag in tags for tag in includes)
+    assert not any(tag in tags for tag in excludes)

@@ -41,8 +41,14 @@ from device.update.contract import (
     iso,
 )
 
-DEFAULT_PLATFORM = "manylinux_2_28_aarch64"  # Raspberry Pi OS bookworm 64-bit (glibc 2.36)
+# Raspberry Pi OS bookworm 64-bit: glibc 2.36, so any manylinux wheel up to 2_36 runs there.
+DEFAULT_PLATFORM = "manylinux_2_36_aarch64"
 DEFAULT_PYTHON = "3.11"  # bookworm's python3
+# PEP 600: a manylinux_2_Y wheel runs on glibc 2.X for every Y <= X. The oldest manylinux wheels
+# projects still ship are manylinux2014 (2_17); the two older aliases exist only for x86.
+OLDEST_GLIBC_MINOR = 17
+_LEGACY_ALIASES = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+_MANYLINUX_TAG = re.compile(r"manylinux_2_(?P<minor>[0-9]+)_(?P<arch>[a-z0-9_]+)")
 PIP_TIMEOUT_S = 900
 # Copying the source for the build skips what is not source and can be large or stale.
 _NOT_SOURCE = shutil.ignore_patterns(
@@ -94,6 +100,27 @@ def set_version(pyproject: Path, version: str) -> None:
     pyproject.write_text("".join(lines), encoding="utf-8")
 
 
+def compatible_platforms(target: str) -> list[str]:
+    """Every wheel platform tag that runs on ``target``, newest first.
+
+    pip download takes the tags literally: given only ``manylinux_2_28_aarch64`` it refuses
+    numpy 1.26, whose wheels say ``manylinux_2_17_aarch64.manylinux2014_aarch64``. So the
+    target ``manylinux_2_36_aarch64`` becomes manylinux_2_36 ... manylinux_2_17 and
+    manylinux2014 of that architecture (and, on x86, the older manylinux tags too).
+    """
+    match = _MANYLINUX_TAG.fullmatch(target)
+    if match is None:
+        return [target]  # linux_aarch64 or the like: only exactly that
+    newest, arch = int(match["minor"]), match["arch"]
+    oldest = 5 if arch in ("x86_64", "i686") else OLDEST_GLIBC_MINOR
+    tags = []
+    for minor in range(newest, oldest - 1, -1):
+        tags.append(f"manylinux_2_{minor}_{arch}")
+        if minor in _LEGACY_ALIASES and minor >= oldest:
+            tags.append(f"{_LEGACY_ALIASES[minor]}_{arch}")
+    return tags
+
+
 def _pip(*args: str) -> None:
     command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
     try:
@@ -125,11 +152,12 @@ def _download(app_wheel: Path, wheels: Path, info: ReleaseInfo, wheelhouse: Path
     """The app wheel and its dependency closure for the target, and pip to install them with."""
     # Without a wheelhouse pip uses its configured index (PyPI unless pip.conf says otherwise).
     where = ["--no-index", "--find-links", str(wheelhouse)] if wheelhouse is not None else []
+    platforms = [arg for tag in compatible_platforms(info.platform) for arg in ("--platform", tag)]
     _pip(
         "download",
         "--quiet",
         "--only-binary=:all:",
-        "--platform", info.platform,
+        *platforms,
         "--python-version", info.python,
         "--implementation", "cp",
         "--abi", "cp" + info.python.replace(".", ""),
