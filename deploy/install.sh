@@ -340,8 +340,18 @@ ensure_packages() {
 	change "install apt packages: ${missing[*]}" apt_install "${missing[@]}"
 }
 apt_install() {
-	DEBIAN_FRONTEND=noninteractive apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+	local pkg unknown=() status=0
+	DEBIAN_FRONTEND=noninteractive apt-get update -q || die "apt-get update failed: check the network and /etc/apt/sources.list*"
+	# Ask first, so a system without Raspberry Pi OS's archive gets one line naming the problem,
+	# not apt's "Unable to locate package" and its exit status 100.
+	for pkg in "$@"; do
+		apt-cache show --no-all-versions "$pkg" >/dev/null 2>&1 || unknown+=("$pkg")
+	done
+	if ((${#unknown[@]})); then
+		die "apt knows no package ${unknown[*]}: python3-picamera2 and python3-lgpio come from Raspberry Pi OS's own archive (archive.raspberrypi.com), which this system's apt sources lack; install Raspberry Pi OS bookworm 64-bit"
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || status=$?
+	((status == 0)) || die "apt-get install $* failed (exit $status); see apt's messages above"
 }
 
 ensure_user() {
@@ -467,14 +477,20 @@ build_bundle_release() {
 	check_release "$release" "$version"
 }
 
-# check_release DIR VERSION: the console script runs and reports the version; then mark the
-# release ready (the updater's marker), after syncing: a power cut must not leave a .ready
-# release whose files are still in the page cache.
+# check_release DIR VERSION: the console script runs and reports the version, and the release's
+# own self-test passes (as the updater requires before it switches); then mark the release
+# ready (the updater's marker), after syncing: a power cut must not leave a .ready release whose
+# files are still in the page cache.
 check_release() {
-	local release=$1 version=$2 reported
+	local release=$1 version=$2 reported output status=0
 	reported=$("$release/venv/bin/$APP" --version) || die "$release: $APP --version failed"
 	[[ $reported == "$APP $version" ]] ||
 		die "$release: $APP --version says '$reported', expected '$APP $version'"
+	output=$(PIP_CONFIG_FILE=/dev/null PYTHONNOUSERSITE=1 "$release/venv/bin/$APP" selftest 2>&1) || status=$?
+	if ((status != 0)); then
+		printf '%s\n' "$output" | tail -n 15 >&2
+		die "$release: $APP selftest failed (exit $status): $(printf '%s\n' "$output" | grep -v '^[[:space:]]*$' | tail -n 1)"
+	fi
 	sync
 	printf 'built and checked by install.sh\n' >"$release/.ready"
 }
@@ -699,24 +715,39 @@ ensure_units() {
 		if [[ $unit == "$SCANNER" ]]; then RESTART_SCANNER=1; fi
 		if [[ $unit == "$TIMER" ]]; then RESTART_TIMER=1; fi
 	done
-	if ((UNITS_CHANGED)); then
+	if ((UNITS_CHANGED)) && systemd_running; then
 		change "reload systemd (daemon-reload)" systemctl daemon-reload
+	elif ((UNITS_CHANGED)); then
+		say "systemd is not running here (a chroot or an image being prepared): no daemon-reload"
 	else
 		say "ok: units ${UNITS[*]}"
 	fi
 }
 
+# systemd_running: PID 1 is systemd, so units can be reloaded and started. In a chroot or a
+# container preparing an image, `systemctl is-system-running` says "offline".
+systemd_running() {
+	[[ $(systemctl is-system-running 2>/dev/null || true) != offline ]]
+}
+
 ensure_services() {
-	local unit
+	local unit running=1
+	systemd_running || running=0
 	for unit in "$SCANNER" "$TIMER"; do
 		if systemctl is-enabled --quiet "$unit" 2>/dev/null; then
 			say "ok: $unit enabled"
 		else
-			change "enable $unit" systemctl enable --quiet "$unit"
+			# SYSTEMD_OFFLINE=1: without a running systemd, enable works on the unit files alone
+			# (the wants/ symlinks), as for an image that boots later.
+			change "enable $unit" env SYSTEMD_OFFLINE=$((1 - running)) systemctl enable --quiet "$unit"
 		fi
 	done
 	if ((NO_START)); then
 		say "not starting anything (--no-start)"
+		return 0
+	fi
+	if ((!running)); then
+		warn "systemd is not running here (a chroot or an image build?): the units are enabled and start at the next boot"
 		return 0
 	fi
 	ensure_running "$TIMER" "$RESTART_TIMER"

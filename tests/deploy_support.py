@@ -32,7 +32,7 @@ FAKE_APP = REPO / "tests" / "data" / "fake-app"
 BASH = shutil.which("bash") or "/bin/bash"
 
 STUBBED = (
-    *("apt-get", "dpkg", "dpkg-query", "getent", "groupadd", "useradd", "usermod"),
+    *("apt-get", "apt-cache", "dpkg", "dpkg-query", "getent", "groupadd", "useradd", "usermod"),
     *("systemctl", "raspi-config"),
 )
 # Stub calls that change the pretend system (queries like `getent` or `is-active` do not).
@@ -159,10 +159,13 @@ def argv_recorders() -> Path:
     return _RECORDERS[0]
 
 
-def build_app_wheel(work: Path, version: str) -> Path:
+def build_app_wheel(work: Path, version: str, *, selftest_fails: bool = False) -> Path:
     """The fake app (tests/data/fake-app) as a wheel at ``version``, built offline."""
     source = work / f"fake-app-{version}"
     shutil.copytree(FAKE_APP, source)
+    if selftest_fails:
+        cli = source / "fakescanner" / "cli.py"
+        cli.write_text(cli.read_text().replace("SELFTEST_FAILS = False", "SELFTEST_FAILS = True"))
     pyproject = source / "pyproject.toml"
     text = re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', pyproject.read_text())
     pyproject.write_text(text)
@@ -237,13 +240,16 @@ _BUNDLES: dict[str, Path] = {}
 
 
 def release_bundles() -> dict[str, Path]:
-    """Bundles of the fake app, built once per test process: "1.2.0", and "1.1.0" (which
-    holds the same 1.2.0 wheel: it is only ever refused as older, never installed)."""
+    """Bundles of the fake app, built once per test process: "1.2.0", "1.1.0" (which holds
+    the same 1.2.0 wheel: it is only ever refused as older, never installed), and "1.3.0", whose
+    self-test fails."""
     if not _BUNDLES:
         work = Path(tempfile.mkdtemp(prefix="release-bundles-"))
         atexit.register(shutil.rmtree, work, True)
         wheel = build_app_wheel(work, "1.2.0")
         _BUNDLES.update({v: write_bundle(work, v, wheel) for v in ("1.2.0", "1.1.0")})
+        broken = build_app_wheel(work / "broken", "1.3.0", selftest_fails=True)
+        _BUNDLES["1.3.0"] = write_bundle(work, "1.3.0", broken)
     return dict(_BUNDLES)
 
 

@@ -305,6 +305,59 @@ def test_an_older_bundle_never_replaces_a_newer_current(
     assert not (system.root / "opt/ticket-scanner/releases/1.1.0").exists()
 
 
+@needs_root
+def test_a_release_whose_selftest_fails_is_never_switched_in(
+    tmp_path: Path, bundles: dict[str, Path]
+) -> None:
+    """As the updater does: the release's own self-test must pass before current points at it."""
+    system = FakeSystem(tmp_path)
+    failed = system.run("--bundle", bundles["1.3.0"], "--token-file", "-", stdin=TOKEN, check=False)
+    assert failed.returncode == 1
+    assert "install.sh: error: /opt/ticket-scanner/releases/1.3.0: ticket-scanner selftest " in (
+        failed.stderr.replace(str(system.root), "")
+    )
+    assert "camera not found (fake failure)" in failed.stderr  # the self-test's own words
+    assert not (system.root / "opt/ticket-scanner/current").exists()
+    assert not (system.root / "opt/ticket-scanner/releases/1.3.0/.ready").exists()
+    assert not any(c.startswith("systemctl") for c in system.mutating_calls())
+
+
+def test_without_raspberry_pi_os_packages_apt_is_not_left_to_fail(
+    tmp_path: Path, bundles: dict[str, Path]
+) -> None:
+    """Plain Debian has no python3-picamera2: one error line naming it, exit 1, not apt's 100."""
+    system = FakeSystem(tmp_path)
+    (system.state / "unavailable").write_text("python3-picamera2\npython3-lgpio\n")
+    failed = system.run("--bundle", bundles["1.2.0"], check=False)
+    assert failed.returncode == 1
+    (error,) = [line for line in failed.stderr.splitlines() if "error" in line.lower()]
+    assert error.startswith(
+        "install.sh: error: apt knows no package python3-picamera2 python3-lgpio"
+    )
+    assert "Raspberry Pi OS" in error
+    assert not any(c.startswith("apt-get install") for c in system.calls())
+
+
+@needs_root
+def test_no_start_prepares_an_image_where_systemd_is_not_running(
+    tmp_path: Path, bundles: dict[str, Path]
+) -> None:
+    """In a chroot (an image build) systemctl can enable units but not reload or start them."""
+    system = FakeSystem(tmp_path)
+    (system.state / "offline").touch()
+    args = ("--bundle", bundles["1.2.0"], "--token-file", "-", "--no-start")
+    done = system.run(*args, stdin=TOKEN, check=False)
+    assert done.returncode == 0, done.stderr
+    calls = system.calls()
+    assert "systemctl daemon-reload" not in calls
+    assert "systemctl enable --quiet ticket-scanner.service" in calls
+    assert "systemctl enable --quiet ticket-scanner-update.timer" in calls
+    assert not any(re.match(r"systemctl (start|restart) ", call) for call in calls)
+    assert "error" not in done.stderr
+    again = system.run(*args, stdin=TOKEN)
+    assert "nothing to change" in again.stdout
+
+
 # --- Refusals, dry runs, usage ------------------------------------------------------------------
 
 
