@@ -1,16 +1,23 @@
-"""gpiozero adapters against gpiozero's mock pins: observable pin states, no sleeps."""
+"""gpiozero adapters against mock pins that act like lgpio's: observable pin states, no sleeps.
+
+``LgpioLikePin`` (tests/fake_pins.py) is gpiozero's MockPWMPin with lgpio's behaviour where the
+two differ: stopping PWM writes nothing, and polled reads are raw (never debounced).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pytest
 from gpiozero import Device, GPIOPinInUse
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 
-from hal.gpio import GpioBeeper, GpioLights, GpioRelay, GpioTrigger
+from hal.gpio import DEBOUNCE_S, GpioBeeper, GpioLights, GpioRelay, GpioTrigger
 from hal.ports import LedName
+from tests.fake_pins import LgpioLikePin
+from tests.fakes import FakeClock
 
 
 class _Closable(Protocol):
@@ -37,9 +44,9 @@ class Opened:
 
 @pytest.fixture
 def factory() -> Iterator[MockFactory]:
-    """A PWM-capable mock factory installed as gpiozero's default, the old one restored after."""
+    """lgpio-like mock pins installed as gpiozero's default, the old factory restored after."""
     previous = Device.pin_factory
-    mock = MockFactory(pin_class=MockPWMPin)
+    mock = MockFactory(pin_class=LgpioLikePin)
     Device.pin_factory = mock
     try:
         yield mock
@@ -128,6 +135,7 @@ def test_tonal_beeper_sets_the_pwm_frequency_and_silences_with_none(
     beeper = opened(GpioBeeper(18, tonal=True, pin_factory=factory))
     pin = factory.pin(18)
     assert pin.frequency is None
+    assert pin.state == 0
 
     beeper.tone(1000.0)
     assert pin.frequency == pytest.approx(1000.0)
@@ -135,7 +143,21 @@ def test_tonal_beeper_sets_the_pwm_frequency_and_silences_with_none(
 
     beeper.tone(None)
     assert pin.frequency is None
+    # lgpio stops PWM wherever the wave is; a line left high keeps a buzzer's transistor on.
     assert pin.state == 0
+
+
+def test_tonal_beeper_is_low_after_each_of_several_tones(
+    factory: MockFactory, opened: Opened
+) -> None:
+    beeper = opened(GpioBeeper(18, tonal=True, pin_factory=factory))
+    pin = factory.pin(18)
+    for hz in (880.0, 1320.0, 1760.0):  # the admitted chirp, then silence
+        beeper.tone(hz)
+    beeper.tone(None)
+    assert (pin.frequency, pin.state) == (None, 0)
+    beeper.tone(440.0)  # and it still plays afterwards
+    assert (pin.frequency, pin.state) == (pytest.approx(440.0), pytest.approx(0.5))
 
 
 @pytest.mark.parametrize("hz", [400.0, 880.0, 1234.5, 2000.0])
@@ -191,11 +213,13 @@ def test_active_beeper_is_on_for_any_pitch_and_off_for_none(
 def test_beeper_close_silences_and_releases_the_pin(factory: MockFactory, tonal: bool) -> None:
     beeper = GpioBeeper(18, tonal=tonal, pin_factory=factory)
     beeper.tone(1000.0)
+    pin = factory.pin(18)
+    pin.clear_states()
     beeper.close()
 
-    pin = factory.pin(18)
     assert pin.frequency is None
     assert pin.function == "input"
+    assert pin.states[-1].state == 0  # driven low before the pin was let go
     GpioBeeper(18, tonal=tonal, pin_factory=factory).close()
 
 
@@ -238,31 +262,97 @@ def test_relay_close_releases_the_pin(factory: MockFactory) -> None:
 # --- trigger --------------------------------------------------------------------------------
 
 
-def test_trigger_with_pull_up_is_pressed_when_the_pin_is_pulled_low(
+def test_trigger_with_pull_up_is_pressed_once_the_pin_has_been_low_for_the_debounce_time(
     factory: MockFactory, opened: Opened
 ) -> None:
-    trigger = opened(GpioTrigger(5, pin_factory=factory))
+    clock = FakeClock()
+    trigger = opened(GpioTrigger(5, clock=clock, pin_factory=factory))
     pin = factory.pin(5)
     assert trigger.pressed is False  # the pull-up holds it high
 
     pin.drive_low()
+    assert trigger.pressed is False  # not yet: it could be a bounce
+    clock.now += DEBOUNCE_S
     assert trigger.pressed is True
+
     pin.drive_high()
+    assert trigger.pressed is True
+    clock.now += DEBOUNCE_S
     assert trigger.pressed is False
 
 
 def test_trigger_with_pull_down_is_pressed_when_the_pin_is_driven_high(
     factory: MockFactory, opened: Opened
 ) -> None:
-    trigger = opened(GpioTrigger(5, pull_up=False, bounce_s=0.02, pin_factory=factory))
+    clock = FakeClock()
+    trigger = opened(
+        GpioTrigger(5, pull_up=False, debounce_s=0.01, clock=clock, pin_factory=factory)
+    )
     pin = factory.pin(5)
     assert trigger.pressed is False
-    assert pin.bounce == pytest.approx(0.02)
 
     pin.drive_high()
+    assert trigger.pressed is False
+    clock.now += 0.01
     assert trigger.pressed is True
+
+
+def test_a_bouncing_press_counts_once_it_has_settled(factory: MockFactory, opened: Opened) -> None:
+    clock = FakeClock()
+    trigger = opened(GpioTrigger(5, debounce_s=0.02, clock=clock, pin_factory=factory))
+    pin = factory.pin(5)
+    readings = []
+    # The contact closes, bounces open twice within 10 ms, then stays closed.
+    for step, low in [(0.0, True), (0.003, False), (0.003, True), (0.004, False), (0.0, True)]:
+        clock.now += step
+        pin.drive_low() if low else pin.drive_high()
+        readings.append(trigger.pressed)
+    clock.now += 0.019
+    readings.append(trigger.pressed)
+    clock.now += 0.001
+    readings.append(trigger.pressed)
+
+    assert readings == [False] * 6 + [True]  # one press, 20 ms after the last bounce
+
+
+def test_a_glitch_while_held_is_not_a_release(factory: MockFactory, opened: Opened) -> None:
+    """A chattering contact must not look like let go and pulled again: one pull, one ticket."""
+    clock = FakeClock()
+    trigger = opened(GpioTrigger(5, clock=clock, pin_factory=factory))
+    pin = factory.pin(5)
+    pin.drive_low()
+    assert trigger.pressed is False  # the loop polls all the time: it sees the first contact
+    clock.now += DEBOUNCE_S
+    assert trigger.pressed is True
+
+    seen = []
+    for _ in range(50):  # a second of polling every 20 ms with a 5 ms glitch in each
+        pin.drive_high()
+        clock.now += 0.005
+        seen.append(trigger.pressed)
+        pin.drive_low()
+        clock.now += 0.015
+        seen.append(trigger.pressed)
+    assert all(seen)
+
+
+def test_trigger_leaves_lgpio_debounce_alone(factory: MockFactory, opened: Opened) -> None:
+    # lgpio debounces only edge callbacks, which nothing here uses; the polled read is raw.
+    opened(GpioTrigger(5, pin_factory=factory))
+    assert factory.pin(5).bounce is None
 
 
 def test_trigger_close_releases_the_pin(factory: MockFactory) -> None:
     GpioTrigger(5, pin_factory=factory).close()
     GpioTrigger(5, pin_factory=factory).close()
+
+
+# --- the service pins gpiozero to lgpio ------------------------------------------------------
+
+UNIT = Path(__file__).resolve().parent.parent / "deploy" / "systemd" / "ticket-scanner.service"
+
+
+def test_the_service_pins_gpiozero_to_lgpio() -> None:
+    """gpiozero falls back to other pin factories silently; a broken lgpio must fail loudly."""
+    service = [line.strip() for line in UNIT.read_text().splitlines()]
+    assert "Environment=GPIOZERO_PIN_FACTORY=lgpio" in service
