@@ -2,7 +2,7 @@
 
 picamera2 (and libcamera's Python bindings) exist only on Raspberry Pi OS, from apt, so
 they are imported when a camera is opened, never at module import. Frames are the Y
-plane of the YUV420 ``lores`` stream: grayscale for free, no colour conversion. A daemon
+plane of the one YUV420 stream (``main``): grayscale for free, no colour conversion. A daemon
 thread captures continuously into a one-slot holder, so ``newest()`` never blocks and
 never hands out a stale frame.
 
@@ -10,7 +10,9 @@ Frames show the centre of the sensor (``zoom``): a ticket scanner is aimed, so t
 of a wide lens only cost pixels. At 640x480 and zoom 2 a 45-module AnyRoad code 4 cm wide
 (0.9 mm modules) at 30 cm gets 3.9 pixels per module on a Camera Module 3 (3.1 on a
 Module 2), where zxing-cpp needs 2 to 3; at zoom 1 it would get 2.0 (``pixels_per_module``).
-Which sensor mode libcamera picks for the crop (binned or not) is its choice.
+The sensor runs its full-field 2x2 binned mode (2304x1296 on the IMX708, 1640x1232 on the
+IMX219), so "the whole sensor" is what zoom divides, and the crop is set after ``configure``
+(before it, libcamera's ScalerCropMaximum is an empty rectangle).
 
 Example::
 
@@ -129,19 +131,21 @@ def capture_frames(
 
 
 def scan_controls(
-    available: Mapping[str, object],
-    controls: Any,
-    *,
-    crop: Rect | None = None,
-    fps: float | None = None,
+    available: Mapping[str, object], controls: Any, *, fps: float | None = None
 ) -> dict[str, object]:
     """libcamera controls that help reading codes, limited to those this camera has."""
-    # picamera2 raises RuntimeError at configure() for any control the camera lacks.
+    # picamera2 raises RuntimeError at configure() for any control the camera lacks
+    # (controls.py Controls.__setattr__: "Control ... is not advertised by libcamera").
     wanted: dict[str, object] = {}
     if "AfMode" in available:  # only autofocus modules (Camera Module 3) have it
         wanted["AfMode"] = controls.AfModeEnum.Continuous
-        if "AfRange" in available:  # tickets are held 8 cm to 1 m away: never hunt to infinity
-            wanted["AfRange"] = controls.AfRangeEnum.Macro
+        if "AfRange" in available:
+            # imx708.json rpi.af ranges (dioptres): normal 0-12 (infinity to 8.3 cm), macro
+            # 3-15 (33 to 6.7 cm). A ticket at 30-40 cm (3.3-2.5 D) is at or past Macro's far
+            # end, and af.cpp reports Failed there; Normal has it mid-range. Full (0-15) only
+            # adds 6.7-8.3 cm, where a 4 cm ticket overflows the zoomed frame anyway, and a
+            # wider range is a longer focus scan.
+            wanted["AfRange"] = controls.AfRangeEnum.Normal
         if "AfSpeed" in available:
             wanted["AfSpeed"] = controls.AfSpeedEnum.Fast
     if "AeExposureMode" in available:
@@ -151,9 +155,32 @@ def scan_controls(
         # A fixed frame time also caps the exposure: never a 1/10 s frame in a dim hall.
         frame_us = round(1_000_000 / fps)
         wanted["FrameDurationLimits"] = (frame_us, frame_us)
-    if crop is not None and "ScalerCrop" in available:
-        wanted["ScalerCrop"] = crop
     return wanted
+
+
+def crop_controls(available: Mapping[str, object], crop: Rect) -> dict[str, object]:
+    """The control that sets the crop on this camera, after ``configure``.
+
+    libcamera's pipeline_base.cpp ``applyScalerCrop`` uses ``rpi::ScalerCrops`` (one crop per
+    output, Pi 5's PiSP only) before ``ScalerCrop``, and picamera2's ``configure_`` writes
+    ScalerCrops itself wherever it is advertised: a ScalerCrop alone would be ignored there.
+    """
+    if "ScalerCrops" in available:
+        return {"ScalerCrops": [crop]}
+    if "ScalerCrop" in available:
+        return {"ScalerCrop": crop}
+    return {}
+
+
+def full_field_binned(pixel_array: tuple[int, int]) -> tuple[int, int]:
+    """The sensor mode to ask for: the whole sensor binned 2x2 (2304x1296 on an IMX708).
+
+    picamera2's ``_make_libcamera_config`` picks the mode nearest ``sensor["output_size"]``,
+    else the raw stream's size (the main size by default): for 640x480 that is a centre-cropped
+    mode (IMX219 640x480 reads 1280x960, IMX708 1536x864 reads 3072x1728), which would zoom in
+    before ``zoom`` does and hide the rest of the field.
+    """
+    return (pixel_array[0] // 2, pixel_array[1] // 2)
 
 
 def centre_crop(full: Rect, size: tuple[int, int], zoom: float) -> Rect:
@@ -187,7 +214,7 @@ def pixels_per_module(
 
 
 class Picamera2Source:
-    """A FrameSource on the Pi camera: the Y plane of the YUV420 ``lores`` stream."""
+    """A FrameSource on the Pi camera: the Y plane of its one YUV420 stream."""
 
     def __init__(
         self,
@@ -215,7 +242,7 @@ class Picamera2Source:
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=capture_frames,
-            args=(lambda: self._camera.capture_array("lores"), self._slot, self._stop),
+            args=(lambda: self._camera.capture_array("main"), self._slot, self._stop),
             kwargs={"size": self._size, "clock": clock},
             name="picamera2-capture",
             daemon=True,  # never keep the process alive for a camera that hangs
@@ -273,33 +300,55 @@ def _open_camera(camera_num: int) -> Any:
         raise RuntimeError(f"picamera2 is not available: {INSTALL_HINT}") from exc
     try:
         return picamera2.Picamera2(camera_num)
-    except RuntimeError as exc:  # picamera2 wraps every open failure in RuntimeError
-        raise RuntimeError(
-            f"cannot open camera {camera_num} ({exc}): check the ribbon cable; "
-            "`rpicam-hello --list-cameras` shows what libcamera sees"
-        ) from exc
+    except IndexError as exc:
+        # Picamera2.__init__ looks the camera up in global_camera_info() first: with no camera
+        # attached that list is empty, and the lookup fails before picamera2 wraps anything.
+        raise _cannot_open(camera_num, "libcamera found no camera by that number") from exc
+    except RuntimeError as exc:  # picamera2 wraps every later open failure in RuntimeError
+        raise _cannot_open(camera_num, str(exc)) from exc
+
+
+def _cannot_open(camera_num: int, why: str) -> RuntimeError:
+    return RuntimeError(
+        f"cannot open camera {camera_num} ({why}): check the ribbon cable; "
+        "`rpicam-hello --list-cameras` shows what libcamera sees"
+    )
 
 
 def _configure(camera: Any, size: tuple[int, int], *, zoom: float, fps: float) -> tuple[int, int]:
-    """Configure a YUV420 ``lores`` stream of ``size``; returns the size libcamera settled on."""
+    """Configure one YUV420 ``main`` stream of ``size`` and the zoom crop; returns the size."""
     controls = importlib.import_module("libcamera").controls
-    properties = camera.camera_properties
-    x, y, width, height = properties.get("ScalerCropMaximum") or (
-        0,
-        0,
-        *properties["PixelArraySize"],
-    )
-    crop = centre_crop((int(x), int(y), int(width), int(height)), size, zoom)
+    pixel_array = tuple(int(side) for side in camera.camera_properties["PixelArraySize"])
+    full: Rect = (0, 0, pixel_array[0], pixel_array[1])
     config = camera.create_video_configuration(
-        # lores may not be larger than main, so main is the same small size; YUV420 keeps
-        # its buffers at 1.5 bytes a pixel since nothing reads it.
+        # One stream: the decoder reads only its Y plane, and a lores copy of the same size
+        # would only cost buffers (6 x 460 kB at 640x480) on a 512 MB Zero 2 W.
         main={"size": size, "format": "YUV420"},
-        lores={"size": size, "format": "YUV420"},
-        controls=scan_controls(camera.camera_controls, controls, crop=crop, fps=fps),
+        sensor={"output_size": full_field_binned((full[2], full[3]))},
+        controls=scan_controls(camera.camera_controls, controls, fps=fps),
     )
     camera.configure(config)
-    # libcamera may adjust sizes while validating; the configured ones are what arrives.
-    width, height = camera.camera_configuration()["lores"]["size"]
+    _log_sensor_mode(camera, full)
+    # Only now: libcamera fills in ScalerCropMaximum and the crop limits at configure, and
+    # picamera2 has just written its own default ScalerCrops (Pi 5) over any earlier crop.
+    camera.set_controls(crop_controls(camera.camera_controls, centre_crop(full, size, zoom)))
+    # libcamera may adjust sizes while validating; the configured one is what arrives.
+    width, height = camera.camera_configuration()["main"]["size"]
     if (width, height) != size:
-        _log.info("camera adjusted lores size requested=%s actual=%s", size, (width, height))
+        _log.info("camera adjusted frame size requested=%s actual=%s", size, (width, height))
     return int(width), int(height)
+
+
+def _log_sensor_mode(camera: Any, full: Rect) -> None:
+    """Say which mode libcamera runs, and warn when it does not read the whole sensor."""
+    sensor = camera.camera_configuration().get("sensor") or {}
+    width, height = sensor.get("output_size", (0, 0))
+    field = tuple(int(v) for v in camera.camera_properties.get("ScalerCropMaximum", full))
+    _log.info("camera sensor_mode=%dx%d field=%s", width, height, field)
+    if field != full:
+        _log.warning(
+            "camera sensor mode reads only %s of the sensor %s: zoom is relative to the full "
+            "sensor, so frames show less than the config says",
+            field,
+            full,
+        )

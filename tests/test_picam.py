@@ -1,16 +1,18 @@
-"""The picamera2 source: its pure parts without picamera2, the adapter against a fake module.
+"""The picamera2 source: its pure parts without picamera2, the adapter against FakePicamera2.
 
-The one ``hardware`` test opens the real camera; it runs only with ``pytest -m hardware``.
+``tests/fake_picamera2.py`` behaves like picamera2 and libcamera where the adapter depends on
+it (properties before and after configure, sensor modes, ScalerCrop(s) per platform, unknown
+controls, no camera). What only a Pi can show is in ``tests/test_hardware.py``.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import types
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
@@ -23,10 +25,13 @@ from hal.picam import (
     RawArray,
     capture_frames,
     centre_crop,
+    crop_controls,
+    full_field_binned,
     pixels_per_module,
     scan_controls,
     y_plane,
 )
+from tests.fake_picamera2 import IMX219, IMX708, FakeCameraManager, FakePicamera2, Platform
 
 
 def yuv420(width: int, height: int, *, stride: int, luma: int | None = None) -> RawArray:
@@ -176,7 +181,7 @@ def test_capture_error_while_stopping_is_no_failure() -> None:
 
 CONTROLS = SimpleNamespace(
     AfModeEnum=SimpleNamespace(Continuous="af-continuous"),
-    AfRangeEnum=SimpleNamespace(Macro="af-macro"),
+    AfRangeEnum=SimpleNamespace(Normal="af-normal", Macro="af-macro", Full="af-full"),
     AfSpeedEnum=SimpleNamespace(Fast="af-fast"),
     AeExposureModeEnum=SimpleNamespace(Short="ae-short"),
 )
@@ -191,26 +196,46 @@ AUTOFOCUS_CAMERA = {
     "ScalerCrop": ((0, 0, 64, 64), CAMERA_MODULE_3, CAMERA_MODULE_3),
     "ExposureTime": (1, 9, 5),
 }
+# imx708.json (vc4 and pisp), rpi.af "ranges", in dioptres (1 / metres):
+# normal 0-12 (infinity to 8.3 cm), macro 3-15 (33 to 6.7 cm); af.cpp: full is their union.
+AF_RANGES_DIOPTRES = {"af-normal": (0.0, 12.0), "af-macro": (3.0, 15.0), "af-full": (0.0, 15.0)}
 
 
-def test_fast_close_range_autofocus_short_exposure_and_zoom_where_the_camera_has_them() -> None:
-    crop = (1440, 648, 1728, 1296)
-    assert scan_controls(AUTOFOCUS_CAMERA, CONTROLS, crop=crop, fps=30) == {
+def test_fast_autofocus_over_the_working_distance_short_exposure_and_a_fixed_frame_time() -> None:
+    assert scan_controls(AUTOFOCUS_CAMERA, CONTROLS, fps=30) == {
         "AfMode": "af-continuous",
-        "AfRange": "af-macro",
+        "AfRange": "af-normal",
         "AfSpeed": "af-fast",
         "AeExposureMode": "ae-short",
         "FrameDurationLimits": (33_333, 33_333),
-        "ScalerCrop": crop,
     }
+
+
+@pytest.mark.parametrize("distance_cm", [10, 20, 30, 35, 40, 60, 100])
+def test_the_autofocus_range_covers_where_staff_hold_a_ticket(distance_cm: int) -> None:
+    low, high = AF_RANGES_DIOPTRES[str(scan_controls(AUTOFOCUS_CAMERA, CONTROLS)["AfRange"])]
+    assert low <= 100 / distance_cm <= high
 
 
 def test_fixed_focus_camera_gets_no_autofocus_control() -> None:
     fixed_focus = {"AeExposureMode": (0, 3, 0), "ScalerCrop": AUTOFOCUS_CAMERA["ScalerCrop"]}
-    assert set(scan_controls(fixed_focus, CONTROLS, crop=CAMERA_MODULE_2, fps=30)) == {
-        "AeExposureMode",
-        "ScalerCrop",
-    }
+    assert set(scan_controls(fixed_focus, CONTROLS, fps=30)) == {"AeExposureMode"}
+
+
+def test_the_crop_goes_in_scaler_crops_where_the_camera_has_it() -> None:
+    crop = (1440, 648, 1728, 1296)
+    assert crop_controls({"ScalerCrop": (), "ScalerCrops": ()}, crop) == {"ScalerCrops": [crop]}
+    assert crop_controls({"ScalerCrop": ()}, crop) == {"ScalerCrop": crop}
+    assert crop_controls({}, crop) == {}
+
+
+@pytest.mark.parametrize(
+    ("pixel_array", "mode"), [((4608, 2592), (2304, 1296)), ((3280, 2464), (1640, 1232))]
+)
+def test_the_sensor_mode_is_the_full_field_binned_2x2(
+    pixel_array: tuple[int, int], mode: tuple[int, int]
+) -> None:
+    assert full_field_binned(pixel_array) == mode
 
 
 @pytest.mark.parametrize(
@@ -247,156 +272,170 @@ def test_the_default_zoom_gives_a_ticket_code_enough_pixels_at_arms_length(
     assert at_30_cm(1.0) < 2.5  # why the default zooms at all
 
 
-# --- the adapter against a fake picamera2 ---------------------------------------------------
+# --- the adapter against FakePicamera2 ------------------------------------------------------
+
+PLATFORMS: list[Platform] = ["vc4", "pisp"]  # Pi Zero 2 W / 3 / 4, and Pi 5
 
 
-class FakePicamera2:
-    """Just enough of Picamera2: records the configuration, serves queued lores arrays."""
-
-    stride = 704  # wider than the frame, as libcamera pads rows
-
-    def __init__(self, camera_num: int, *, camera_controls: dict[str, Any]) -> None:
-        self.camera_num = camera_num
-        self.camera_controls = camera_controls
-        self.camera_properties = {"PixelArraySize": CAMERA_MODULE_3[2:]}
-        self.configured: dict[str, Any] | None = None
-        self.adjusted_size: tuple[int, int] | None = None
-        self.arrays: list[RawArray] = []
-        self.started = False
-        self.closed = False
-        self._cancelled = threading.Event()
-
-    def create_video_configuration(self, **kwargs: Any) -> dict[str, Any]:
-        return kwargs
-
-    def configure(self, config: dict[str, Any]) -> None:
-        self.configured = config
-
-    def camera_configuration(self) -> dict[str, Any]:
-        assert self.configured is not None
-        size = self.adjusted_size or self.configured["lores"]["size"]
-        return {"lores": {"size": size, "format": "YUV420", "stride": self.stride}}
-
-    def start(self) -> None:
-        self.started = True
-
-    def capture_array(self, name: str) -> RawArray:
-        assert name == "lores"
-        if self.arrays:
-            return self.arrays.pop(0)
-        self._cancelled.wait()  # like a real camera between frames, until cancelled
-        raise RuntimeError("job cancelled")
-
-    def cancel_all_and_flush(self) -> None:
-        self._cancelled.set()
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@pytest.fixture
-def fake_modules(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakePicamera2]]:
-    """Fake ``picamera2`` and ``libcamera`` modules; yields the cameras they open."""
-    cameras: list[FakePicamera2] = []
-    controls: dict[str, Any] = AUTOFOCUS_CAMERA
-
-    def open_camera(camera_num: int) -> FakePicamera2:
-        camera = FakePicamera2(camera_num, camera_controls=controls)
-        camera.arrays.append(yuv420(640, 480, stride=FakePicamera2.stride))
-        cameras.append(camera)
-        return camera
-
+def install(monkeypatch: pytest.MonkeyPatch, manager: FakeCameraManager) -> None:
+    """Fake ``picamera2`` and ``libcamera`` modules whose Picamera2 is ``manager``'s."""
     picamera2 = types.ModuleType("picamera2")
-    picamera2.Picamera2 = open_camera  # type: ignore[attr-defined]
+    picamera2.Picamera2 = manager.Picamera2  # type: ignore[attr-defined]
     libcamera = types.ModuleType("libcamera")
     libcamera.controls = CONTROLS  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "picamera2", picamera2)
     monkeypatch.setitem(sys.modules, "libcamera", libcamera)
-    yield cameras
 
 
-def test_source_configures_a_yuv420_lores_stream_with_scan_controls(
-    fake_modules: list[FakePicamera2],
+@pytest.fixture(params=PLATFORMS)
+def camera(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FakePicamera2:
+    """A Camera Module 3 on each platform, with one frame queued."""
+    fake = FakePicamera2(IMX708, request.param)
+    fake.frames.append(yuv420(640, 480, stride=fake.stride))
+    install(monkeypatch, FakeCameraManager(fake))
+    return fake
+
+
+@pytest.fixture
+def opened() -> Iterator[list[Picamera2Source]]:
+    sources: list[Picamera2Source] = []
+    yield sources
+    for source in sources:
+        source.close()
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize(
+    ("sensor", "zoom", "expected"),
+    [
+        (IMX708, 2.0, (1440, 648, 1728, 1296)),
+        (IMX708, 1.0, (576, 0, 3456, 2592)),
+        (IMX219, 2.0, (820, 616, 1640, 1230)),  # 617 is not on a binned row: libcamera rounds
+        (IMX219, 1.0, (0, 2, 3280, 2460)),
+    ],
+)
+def test_frames_show_the_centre_1_over_zoom_of_the_sensor(
+    monkeypatch: pytest.MonkeyPatch,
+    opened: list[Picamera2Source],
+    platform: Platform,
+    sensor: object,
+    zoom: float,
+    expected: tuple[int, int, int, int],
 ) -> None:
-    source = Picamera2Source(size=(640, 480), zoom=2.0, fps=25.0, clock=lambda: 42.0)
-    try:
-        (camera,) = fake_modules
-        assert camera.configured is not None
-        assert camera.configured["lores"] == {"size": (640, 480), "format": "YUV420"}
-        assert camera.configured["main"]["size"] == (640, 480)  # lores may not exceed main
-        assert camera.configured["controls"] == {
-            "AfMode": "af-continuous",
-            "AfRange": "af-macro",
-            "AfSpeed": "af-fast",
-            "AeExposureMode": "ae-short",
-            "FrameDurationLimits": (40_000, 40_000),
-            "ScalerCrop": (1440, 648, 1728, 1296),
-        }
-        assert camera.started
-    finally:
-        source.close()
+    fake = FakePicamera2(sensor, platform)  # type: ignore[arg-type]
+    install(monkeypatch, FakeCameraManager(fake))
+    opened.append(Picamera2Source(size=(640, 480), zoom=zoom, clock=lambda: 0.0))
+    # What a captured frame's metadata says: the crop libcamera applied.
+    assert fake.capture_metadata()["ScalerCrop"] == expected
 
 
-def test_source_hands_out_the_y_plane_once(fake_modules: list[FakePicamera2]) -> None:
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize(("sensor", "mode"), [(IMX708, (2304, 1296)), (IMX219, (1640, 1232))])
+def test_the_camera_runs_its_full_field_binned_mode(
+    monkeypatch: pytest.MonkeyPatch,
+    opened: list[Picamera2Source],
+    platform: Platform,
+    sensor: object,
+    mode: tuple[int, int],
+) -> None:
+    fake = FakePicamera2(sensor, platform)  # type: ignore[arg-type]
+    install(monkeypatch, FakeCameraManager(fake))
+    opened.append(Picamera2Source(size=(640, 480), clock=lambda: 0.0))
+    assert fake.mode is not None
+    assert fake.mode.size == mode
+    assert fake.mode.crop == (0, 0, *fake.sensor.pixel_array)  # the whole sensor, binned
+
+
+def test_source_configures_one_yuv420_stream_with_scan_controls(
+    camera: FakePicamera2, opened: list[Picamera2Source]
+) -> None:
+    opened.append(Picamera2Source(size=(640, 480), zoom=2.0, fps=25.0, clock=lambda: 42.0))
+    config = camera.camera_configuration()
+    assert config["main"]["size"] == (640, 480)
+    assert config["main"]["format"] == "YUV420"
+    assert config["lores"] is None  # one stream: a second copy of the same frame costs memory
+    assert camera.started_with["AfRange"] == "af-normal"
+    assert camera.started_with["FrameDurationLimits"] == (40_000, 40_000)
+    assert camera.started
+
+
+def test_source_hands_out_the_y_plane_of_main_once(
+    camera: FakePicamera2, opened: list[Picamera2Source]
+) -> None:
     source = Picamera2Source(clock=lambda: 42.0)
-    try:
-        assert source.wait_for_frame(timeout=10.0)
-        frame = source.newest()
-        assert frame is not None
-        assert frame.pixels.shape == (480, 640)
-        assert frame.pixels.max() < 200  # no padding (255) and no chroma rows
-        assert (frame.index, frame.captured_at) == (0, 42.0)
-        assert source.newest() is None
-        assert source.dropped == 0
-        assert not source.finished
-    finally:
-        source.close()
+    opened.append(source)
+    assert source.wait_for_frame(timeout=10.0)
+    frame = source.newest()
+    assert frame is not None
+    assert frame.pixels.shape == (480, 640)
+    assert frame.pixels.max() < 200  # no padding (255) and no chroma rows
+    assert (frame.index, frame.captured_at) == (0, 42.0)
+    assert source.newest() is None
+    assert source.dropped == 0
+    assert not source.finished
 
 
 def test_source_uses_the_size_libcamera_settled_on(
-    fake_modules: list[FakePicamera2], monkeypatch: pytest.MonkeyPatch
+    camera: FakePicamera2, opened: list[Picamera2Source], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_configure = FakePicamera2.configure
 
-    def adjusting(camera: FakePicamera2, config: dict[str, Any]) -> None:
-        real_configure(camera, config)
-        camera.adjusted_size = (640, 480)
+    def adjusting(fake: FakePicamera2, config: dict[str, object]) -> None:
+        real_configure(fake, config)
+        fake.camera_config["main"]["size"] = (640, 480)  # validate() adjusted 642x482
 
     monkeypatch.setattr(FakePicamera2, "configure", adjusting)
     source = Picamera2Source(size=(642, 482))
-    try:
-        assert source.size == (640, 480)
-        assert source.wait_for_frame(timeout=10.0)
-        frame = source.newest()
-        assert frame is not None
-        assert frame.pixels.shape == (480, 640)
-    finally:
-        source.close()
+    opened.append(source)
+    assert source.size == (640, 480)
+    assert source.wait_for_frame(timeout=10.0)
+    frame = source.newest()
+    assert frame is not None
+    assert frame.pixels.shape == (480, 640)
 
 
-def test_close_stops_the_capture_thread_and_the_camera(fake_modules: list[FakePicamera2]) -> None:
+def test_a_control_the_camera_lacks_is_never_sent(
+    monkeypatch: pytest.MonkeyPatch, opened: list[Picamera2Source]
+) -> None:
+    # Camera Module 2 on a Pi 5: no autofocus, and picamera2 raises for any unknown control.
+    fake = FakePicamera2(IMX219, "pisp")
+    install(monkeypatch, FakeCameraManager(fake))
+    opened.append(Picamera2Source(clock=lambda: 0.0))
+    assert not {"AfMode", "AfRange", "AfSpeed"} & set(fake.started_with)
+
+
+def test_close_stops_the_capture_thread_and_the_camera(camera: FakePicamera2) -> None:
     source = Picamera2Source()
     source.close()
     source.close()  # twice is harmless
 
-    (camera,) = fake_modules
     assert camera.closed
     assert not any(thread.name == "picamera2-capture" for thread in threading.enumerate())
 
 
 def test_failed_configuration_closes_the_camera(
-    fake_modules: list[FakePicamera2], monkeypatch: pytest.MonkeyPatch
+    camera: FakePicamera2, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(camera: FakePicamera2, config: dict[str, Any]) -> None:
+    def refuse(fake: FakePicamera2, config: dict[str, object]) -> None:
         raise RuntimeError("Invalid camera configuration")
 
     monkeypatch.setattr(FakePicamera2, "configure", refuse)
     with pytest.raises(RuntimeError, match="Invalid camera configuration"):
         Picamera2Source()
-    assert fake_modules[0].closed
+    assert camera.closed
 
 
-def test_missing_camera_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_camera_attached_says_what_to_check(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    install(monkeypatch, FakeCameraManager())  # libcamera sees no camera: IndexError inside
+    with pytest.raises(RuntimeError, match=r"cannot open camera 0.*ribbon cable") as raised:
+        Picamera2Source()
+    assert "no camera" in str(raised.value)
+    assert isinstance(raised.value.__cause__, IndexError)
+
+
+def test_a_camera_that_fails_to_open_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_camera(camera_num: int) -> None:
         raise RuntimeError("Camera __init__ sequence did not complete.")
 
@@ -422,19 +461,9 @@ def test_size_must_be_even_and_positive(size: tuple[int, int]) -> None:
         Picamera2Source(size=size)
 
 
-# --- on a Pi --------------------------------------------------------------------------------
-
-
-@pytest.mark.hardware
-def test_real_camera_delivers_a_grayscale_frame() -> None:
-    source = Picamera2Source()
-    try:
-        assert source.wait_for_frame(timeout=10.0), "no frame within 10 s"
-        frame = source.newest()
-        assert frame is not None
-        width, height = source.size
-        assert frame.pixels.shape == (height, width)
-        assert frame.pixels.dtype == np.uint8
-        assert frame.pixels.flags.c_contiguous
-    finally:
-        source.close()
+def test_the_chosen_sensor_mode_is_logged(
+    camera: FakePicamera2, opened: list[Picamera2Source], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="hal.picam"):
+        opened.append(Picamera2Source(clock=lambda: 0.0))
+    assert "sensor_mode=2304x1296" in caplog.text
