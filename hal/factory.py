@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,12 @@ class Outputs:
     beeper: Beeper
     relay: Relay | None
     trigger: Trigger | None
+
+    def maintain(self) -> None:
+        """Between loop passes: let a display that lost its panel try to get it back."""
+        retry = getattr(self.display, "retry", None)  # only hal.oled's RecoveringDisplay
+        if retry is not None:
+            retry()
 
     def close(self) -> None:
         """Switch everything off and release it, even if one part fails to."""
@@ -45,8 +52,17 @@ def open_source(camera: CameraConfig, clock: Callable[[], float]) -> FrameSource
     return Picamera2Source(camera.size, zoom=camera.zoom, fps=camera.fps, clock=clock)
 
 
-def open_outputs(hardware: HardwareConfig, profile: Profile, emit: Emit = ignore) -> Outputs:
-    """The configured outputs; a door unit gets the relay, a handheld the trigger."""
+def open_outputs(
+    hardware: HardwareConfig,
+    profile: Profile,
+    emit: Emit = ignore,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Outputs:
+    """The configured outputs; a door unit gets the relay, a handheld the trigger.
+
+    ``clock`` (the loop's) times the trigger's debounce and the display's retries.
+    """
     if hardware.backend == "sim":
         return Outputs(
             display=SimDisplay(emit, (128, hardware.display_height)),
@@ -55,22 +71,27 @@ def open_outputs(hardware: HardwareConfig, profile: Profile, emit: Emit = ignore
             relay=SimRelay(emit) if profile == "door" else None,
             trigger=None,  # nobody to press it: the sim scans continuously
         )
-    return _open_gpio_outputs(hardware, profile)
+    return _open_gpio_outputs(hardware, profile, clock)
 
 
-def _open_gpio_outputs(hardware: HardwareConfig, profile: Profile) -> Outputs:
+def _open_gpio_outputs(
+    hardware: HardwareConfig, profile: Profile, clock: Callable[[], float]
+) -> Outputs:
     from hal.gpio import GpioBeeper, GpioLights, GpioRelay, GpioTrigger  # noqa: PLC0415
-    from hal.oled import open_luma_display  # noqa: PLC0415
+    from hal.oled import open_oled  # noqa: PLC0415
 
     display: Display
     if hardware.display == "none":
         display = SimDisplay(ignore, (128, hardware.display_height))
     else:
-        display = open_luma_display(
+        # A missing or failing panel is logged and retried, never fatal: the lights and the
+        # buzzer still tell the guest.
+        display = open_oled(
             hardware.display,
             port=hardware.i2c_port,
             address=hardware.i2c_address,
             height=hardware.display_height,
+            clock=clock,
         )
     pins: dict[LedName, int] = {
         "green": hardware.led_green,
@@ -84,5 +105,5 @@ def _open_gpio_outputs(hardware: HardwareConfig, profile: Profile) -> Outputs:
         relay=GpioRelay(hardware.relay, active_high=hardware.relay_active_high)
         if profile == "door"
         else None,
-        trigger=GpioTrigger(hardware.trigger) if profile == "handheld" else None,
+        trigger=GpioTrigger(hardware.trigger, clock=clock) if profile == "handheld" else None,
     )
