@@ -232,7 +232,7 @@ class Picamera2Source:
             raise ValueError(f"camera zoom must be 1 or more, got {zoom}")
         self._camera = _open_camera(camera_num)
         try:
-            self._size = _configure(self._camera, (width, height), zoom=zoom, fps=fps)
+            self._size = configure_camera(self._camera, (width, height), zoom=zoom, fps=fps)
             self._camera.start()
         except BaseException:
             self._camera.close()
@@ -315,7 +315,9 @@ def _cannot_open(camera_num: int, why: str) -> RuntimeError:
     )
 
 
-def _configure(camera: Any, size: tuple[int, int], *, zoom: float, fps: float) -> tuple[int, int]:
+def configure_camera(
+    camera: Any, size: tuple[int, int], *, zoom: float, fps: float
+) -> tuple[int, int]:
     """Configure one YUV420 ``main`` stream of ``size`` and the zoom crop; returns the size."""
     controls = importlib.import_module("libcamera").controls
     pixel_array = tuple(int(side) for side in camera.camera_properties["PixelArraySize"])

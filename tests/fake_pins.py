@@ -28,13 +28,13 @@ class LgpioLikePin(MockPWMPin):  # type: ignore[misc]  # gpiozero ships no type 
     # Where a 50 % square wave is when it is stopped depends on timing; the tests take the
     # case that matters, the high half (a passive buzzer's transistor left switched on).
     level_when_pwm_stops = True
+    _frequency: float | None  # set by MockPWMPin.__init__
 
     def _set_frequency(self, value: float | None) -> None:
+        was_driving = self._frequency is not None and float(self._state) > 0
+        self._frequency = value
         if value is not None:
             assert self._function == "output"  # LGPIOPin raises PinPWMFixedValue otherwise
-            self._frequency = value
             return
-        was_driving = self._frequency is not None and float(self._state) > 0
-        self._frequency = None
         # lgpio: nothing is written. The pin reads as a plain digital line again (gpio_read).
         self._change_state(self.level_when_pwm_stops if was_driving else bool(self._state))

@@ -291,17 +291,3 @@ def test_the_pi_outputs_open_without_the_panel_and_pick_it_up_between_passes(
         Device.pin_factory.close()
         Device.pin_factory = previous
     assert "I2C bus 1 address 0x3C" in error_lines(errors)[0]
-
-
-@pytest.mark.hardware
-@pytest.mark.filterwarnings(LUMA_GETDATA)
-def test_real_oled_shows_a_screen() -> None:
-    """On a Pi with an OLED on I2C bus 1 (OLED_DRIVER / OLED_HEIGHT override the defaults)."""
-    import os  # noqa: PLC0415
-
-    height = int(os.environ.get("OLED_HEIGHT", "64"))
-    display = open_luma_display(os.environ.get("OLED_DRIVER", "ssd1306"), height=height)
-    try:
-        display.show(render(SCREEN, display.size), SCREEN.text)
-    finally:
-        display.close()
