@@ -331,8 +331,9 @@ def configure_camera(
     )
     camera.configure(config)
     _log_sensor_mode(camera, full)
-    # Only now: libcamera fills in ScalerCropMaximum and the crop limits at configure, and
-    # picamera2 has just written its own default ScalerCrops (Pi 5) over any earlier crop.
+    # Only now: before configure libcamera's ScalerCropMaximum is Rectangle{} (0, 0, 0, 0),
+    # and configure_ writes picamera2's default ScalerCrops wherever they are advertised (a
+    # Pi 5 with two outputs), which would override a crop passed in with the configuration.
     camera.set_controls(crop_controls(camera.camera_controls, centre_crop(full, size, zoom)))
     # libcamera may adjust sizes while validating; the configured one is what arrives.
     width, height = camera.camera_configuration()["main"]["size"]

@@ -304,6 +304,50 @@ def opened() -> Iterator[list[Picamera2Source]]:
         source.close()
 
 
+# The fake's own behaviour, from the upstream code it names: these are the two bugs users saw.
+
+
+def test_fake_a_crop_from_scaler_crop_maximum_before_configure_is_the_top_left_corner() -> None:
+    fake = FakePicamera2(IMX708, "vc4")
+    assert fake.camera_properties["ScalerCropMaximum"] == (0, 0, 0, 0)  # until configure
+    crop = centre_crop(fake.camera_properties["ScalerCropMaximum"], (640, 480), 2.0)
+    config = fake.create_video_configuration(
+        main={"size": (640, 480), "format": "YUV420"}, controls={"ScalerCrop": crop}
+    )
+    fake.configure(config)
+    fake.start()
+    x, y, width, _height = fake.capture_metadata()["ScalerCrop"]
+    assert (x, y) == fake.camera_properties["ScalerCropMaximum"][:2]  # the mode's corner
+    assert width < 100  # the ISP's minimum crop: a few pixels of the sensor, magnified
+
+
+def test_fake_on_a_pi_5_two_outputs_override_a_crop_passed_with_the_configuration() -> None:
+    fake = FakePicamera2(IMX708, "pisp")
+    crop = (1440, 648, 1728, 1296)
+    config = fake.create_video_configuration(
+        main={"size": (640, 480), "format": "YUV420"},
+        lores={"size": (640, 480), "format": "YUV420"},
+        sensor={"output_size": (2304, 1296)},
+        controls={"ScalerCrop": crop},
+    )
+    fake.configure(config)
+    fake.start()
+    assert fake.capture_metadata()["ScalerCrop"] != crop  # picamera2's ScalerCrops won
+    assert "ScalerCrops" in fake.camera_controls
+
+
+def test_fake_refuses_a_control_the_camera_does_not_advertise() -> None:
+    fake = FakePicamera2(IMX219, "vc4")
+    config = fake.create_video_configuration(controls={"AfMode": 2})
+    with pytest.raises(RuntimeError, match="Control AfMode is not advertised by libcamera"):
+        fake.configure(config)
+
+
+def test_fake_with_no_camera_raises_index_error_like_picamera2() -> None:
+    with pytest.raises(IndexError):
+        FakeCameraManager().Picamera2(0)
+
+
 @pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize(
     ("sensor", "zoom", "expected"),
@@ -425,9 +469,7 @@ def test_failed_configuration_closes_the_camera(
     assert camera.closed
 
 
-def test_no_camera_attached_says_what_to_check(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_no_camera_attached_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
     install(monkeypatch, FakeCameraManager())  # libcamera sees no camera: IndexError inside
     with pytest.raises(RuntimeError, match=r"cannot open camera 0.*ribbon cable") as raised:
         Picamera2Source()
