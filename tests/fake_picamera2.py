@@ -3,8 +3,9 @@
 Each behaviour names the upstream code it follows: raspberrypi/picamera2 (picamera2/picamera2.py,
 picamera2/controls.py, picamera2/request.py, commit 3e6dff09) and raspberrypi/libcamera
 (src/libcamera/pipeline/rpi/common/pipeline_base.cpp, src/ipa/rpi/common/ipa_base.cpp,
-commit 26bfadc6). The sensor modes are those ``rpicam-hello --list-cameras`` lists for the
-kernel's imx708 and imx219 drivers (10-bit modes; the imx219's 8-bit ones are left out).
+commit 26bfadc6). The sensor modes and their crops are the Linux drivers' mode tables:
+drivers/media/i2c/imx708.c ``supported_modes_10bit_no_hdr`` and imx219.c ``supported_modes``
+(the same list ``rpicam-hello --list-cameras`` prints; the imx219's 8-bit twins are left out).
 """
 
 from __future__ import annotations
