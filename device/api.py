@@ -1,16 +1,18 @@
-"""The AnyRoad Tickets API client: one keep-alive session, strict timeouts, typed replies.
+"""The AnyRoad Tickets API client: one keep-alive session, one deadline per call, typed replies.
 
 Every way a request can end — a ticket, a documented problem, garbage, silence — becomes a
 ``Reply``; nothing raises into the scan loop. A scan is never retried here: it is not idempotent.
 The one exception is a 401, which recorded nothing: with a token source that can refresh
 (``device.auth``), the request is sent once more with a fresh token.
+
+A call (its token fetch, the request and that one retry; name lookup, connect, TLS, send and
+read) ends within ``timeout_s``: see ``device.net``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +22,7 @@ from typing import Any, Literal
 import requests
 import urllib3
 
+from device import net
 from device.auth import Refreshable, TokenError
 from device.bodies import BodyTooLargeError, json_object, post_capped
 from device.tickets import log_safe
@@ -92,14 +95,12 @@ class AnyRoadClient:
         token: Callable[[], str],
         timeout_s: float,
         session: requests.Session | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout_s = timeout_s
-        self._session = session or requests.Session()
+        self._session = net.bounded(session or requests.Session())
         self._session.trust_env = False  # no surprise proxies or .netrc credentials
-        self._clock = clock
 
     def scan(self, device: str, qr_code: str) -> Reply:
         """Record a check-in: ``POST /tickets/scan {"device", "qr_code"}``."""
@@ -120,12 +121,13 @@ class AnyRoadClient:
                 "problem", code="unencodable_code", detail="code is not valid Unicode", sent=False
             )
         try:
-            token = self._token()
-            reply = self._send(path, payload, token)
-            # A 401 recorded nothing, so one retry with a fresh token is safe even for a scan.
-            if reply.status == 401 and self._refreshed(token):
-                log.info("api token refused; retrying once with a fresh token path=%s", path)
-                reply = self._send(path, payload, self._token())
+            with net.deadline(self._timeout_s):  # the token fetch and the retry are in it too
+                token = self._token()
+                reply = self._send(path, payload, token)
+                # A 401 recorded nothing, so one retry with a fresh token is safe even for a scan.
+                if reply.status == 401 and self._refreshed(token):
+                    log.info("api token refused; retrying once with a fresh token path=%s", path)
+                    reply = self._send(path, payload, self._token())
         except TokenError as error:
             # No token to send: this request never left (and a 401 before it recorded nothing).
             return Reply(error.kind, code=error.code, detail=error.detail, sent=False)
@@ -142,7 +144,6 @@ class AnyRoadClient:
             "Accept": "application/json",
             "User-Agent": f"ticket-scanner/{VERSION}",
         }
-        deadline = self._clock() + self._timeout_s
         try:
             response, raw = post_capped(
                 self._session,
@@ -151,23 +152,20 @@ class AnyRoadClient:
                 headers=headers,
                 timeout_s=self._timeout_s,
                 limit=MAX_BODY_BYTES,
-                deadline=deadline,
-                clock=self._clock,
             )
             return _reply_from(response, raw)
         except BodyTooLargeError:
             log.warning("api error reason=response_too_large path=%s", path)
             return Reply("server_error", code="response_too_large")
         except requests.RequestException as error:
-            reason = next(
-                (name for kind, name in _UNREACHABLE_REASONS if isinstance(error, kind)),
-                type(error).__name__,
-            )
-            return _unreachable(reason, path, sent=not _never_sent(error))
+            return _unreachable(_reason(error), path, sent=not _never_sent(error))
 
 
-# Most specific first: an SSLError is also a ConnectionError, a ConnectTimeout a Timeout.
+# Most specific first: an SSLError is also a ConnectionError, a ConnectTimeout a Timeout. Each
+# kind matches the requests exception or the urllib3 error it wraps (its MaxRetryError's reason).
 _UNREACHABLE_REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (net.NameResolutionTimeoutError, "dns_timeout"),
+    (urllib3.exceptions.NameResolutionError, "dns_failed"),
     (requests.ConnectTimeout, "connect_timeout"),
     (requests.Timeout, "timeout"),
     (requests.exceptions.SSLError, "tls_error"),
@@ -217,13 +215,29 @@ def _classify(status: int, body: dict[str, Any] | None, code: str, common: dict[
     return Reply("problem", code=code or f"http_{status}", ticket=ticket, detail=detail, **common)
 
 
+def _reason(error: requests.RequestException) -> str:
+    cause = _cause(error)
+    for kind, name in _UNREACHABLE_REASONS:
+        if isinstance(error, kind) or isinstance(cause, kind):
+            return name
+    return type(error).__name__
+
+
+def _cause(error: requests.RequestException) -> object:
+    """The urllib3 error behind ``error``: requests wraps a MaxRetryError, whose reason says
+    which phase failed (requests/adapters.py HTTPAdapter.send)."""
+    wrapped = error.args[0] if error.args else None
+    return getattr(wrapped, "reason", None)
+
+
 def _never_sent(error: requests.RequestException) -> bool:
-    """True when the request surely never reached the server: no connection was made."""
+    """True when the request surely never reached the server: no connection was made.
+
+    A ConnectTimeout also covers a name lookup that did not answer, a TLS handshake that did
+    not finish, and a deadline that passed before the request began to go out (device.net)."""
     if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError):
         return True
-    cause = error.args[0] if error.args else None
-    # requests wraps urllib3's MaxRetryError; its reason says which phase failed.
-    return isinstance(getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError)
+    return isinstance(_cause(error), urllib3.exceptions.NewConnectionError)
 
 
 def _unreachable(reason: str, path: str, *, sent: bool) -> Reply:

@@ -9,12 +9,13 @@ ever logged.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -22,6 +23,7 @@ from urllib.parse import quote_plus
 
 import requests
 
+from device import net
 from device.bodies import BodyTooLargeError, json_object, post_capped
 from device.config import ApiConfig, ConfigError
 from device.tickets import log_safe
@@ -166,7 +168,7 @@ class ClientCredentials:
         self._basic = "Basic " + base64.b64encode(pair).decode("ascii")
         self._timeout_s = timeout_s
         self._clock = clock
-        self._session = session or requests.Session()
+        self._session = net.bounded(session or requests.Session())
         self._session.trust_env = False  # no surprise proxies or .netrc credentials
         self._retry_after_s = retry_after_s
         self._lock = threading.Lock()  # held while fetching: other callers wait for that token
@@ -178,8 +180,11 @@ class ClientCredentials:
         return f"ClientCredentials({self._url!r})"
 
     def __call__(self) -> str:
-        """The current token, fetched first if there is none or it is due for refresh."""
-        with self._lock:
+        """The current token, fetched first if there is none or it is due for refresh.
+
+        A caller waits for another thread's fetch no longer than its own deadline allows.
+        """
+        with self._locked():
             now = self._clock()
             held = self._token
             if held is not None and now < held.refresh_at:
@@ -197,6 +202,17 @@ class ClientCredentials:
             if held is not None and now < held.expires_at:
                 return held.value
             raise failure
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        scope = net.current()
+        wait = -1.0 if scope is None else max(0.0, scope.remaining())  # -1: no limit
+        if not self._lock.acquire(timeout=wait):
+            raise _failed("unreachable", "token_timeout", "another token fetch is under way")
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def invalidate(self, rejected: str) -> bool:
         """The API refused ``rejected`` (a 401). True when the request is worth one retry."""
@@ -230,8 +246,6 @@ class ClientCredentials:
                 headers=headers,
                 timeout_s=self._timeout_s,
                 limit=MAX_TOKEN_BODY_BYTES,
-                deadline=now + self._timeout_s,
-                clock=self._clock,
             )
             status = response.status_code
         except BodyTooLargeError:

@@ -4,7 +4,10 @@ Nothing from the network is used before TUF has checked it: signatures against t
 root, versions against the cached metadata (no rollback), expiry against the clock, and a
 bundle's length and sha256 against the signed targets metadata. The fetcher only moves bytes:
 https (plain http only to a loopback address, for tests), no redirects, no proxies, and
-downloads spool inside the install root, where the free space was checked.
+downloads spool inside the install root, where the free space was checked. Name lookup and
+connect together take at most CONNECT_TIMEOUT_S, each silence at most READ_TIMEOUT_S, and a
+metadata file (small) at most METADATA_TIMEOUT_S in all (``device.net``); a bundle may take
+as long as it keeps arriving.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
+from device import net
 from device.config import is_loopback
 from device.update.contract import APP_NAME, BUNDLE_SUFFIX, ReleaseInfo, bundle_name
 from device.version import VERSION
 
 _log = logging.getLogger(__name__)
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0  # name lookup and connect (each of the retries)
 READ_TIMEOUT_S = 30.0  # the longest silence mid-download
+METADATA_TIMEOUT_S = 60.0  # one metadata file, all of it: retries, lookup, connect, every read
 
 
 @dataclass(frozen=True)
@@ -122,12 +127,22 @@ class ReleaseSource:
 
 
 class _Fetcher(FetcherInterface):
-    def __init__(self, spool: Path) -> None:
+    def __init__(
+        self,
+        spool: Path,
+        *,
+        resolver: net.Resolver | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        metadata_timeout_s: float = METADATA_TIMEOUT_S,
+    ) -> None:
         self._spool = spool
-        self._pool = urllib3.PoolManager(
+        self._metadata_timeout_s = metadata_timeout_s
+        self._pool = net.PoolManager(
             headers={"User-Agent": f"{APP_NAME}/{VERSION} (update)"},
             retries=urllib3.Retry(total=2, redirect=False, backoff_factor=0.25),
-            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
+            timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
+            resolver=resolver,
         )
 
     def close(self) -> None:
@@ -150,6 +165,24 @@ class _Fetcher(FetcherInterface):
             raise exceptions.DownloadError(f"download interrupted: {error}") from error
         finally:
             response.close()  # also when abandoned half read (too long): never back in the pool
+
+    def download_bytes(self, url: str, max_length: int) -> bytes:
+        """As FetcherInterface.download_bytes (ngclient fetches metadata with it), all of it
+        within ``metadata_timeout_s``: a server that drips metadata cannot hold the update."""
+        with net.deadline(self._metadata_timeout_s) as deadline:
+            try:
+                data = super().download_bytes(url, max_length)
+                deadline.close()
+            except exceptions.DownloadError as error:
+                if deadline.cut:
+                    raise self._too_slow(url) from error
+                raise
+            if deadline.cut:  # it may have ended early, at the connection's shutdown
+                raise self._too_slow(url)
+        return data
+
+    def _too_slow(self, url: str) -> exceptions.DownloadError:
+        return exceptions.DownloadError(f"{url}: not received within {self._metadata_timeout_s:g}s")
 
     @contextlib.contextmanager
     def download_file(self, url: str, max_length: int) -> Iterator[IO[bytes]]:
