@@ -240,7 +240,7 @@ class Resolver:
         lookup = self._lookup((host, family))
         if isinstance(lookup, list):
             return _with_port(lookup, port)
-        if not lookup.done.wait(max(0.0, by - time.monotonic())):
+        if not lookup.done.wait(_left(by)):
             raise LookupTimeoutError(f"no answer for {host!r} in time")
         if lookup.error is not None:
             raise lookup.error
@@ -268,11 +268,21 @@ class Resolver:
             lookup.error = error
         except Exception as error:  # e.g. UnicodeError for a label too long: still a failure
             lookup.error = socket.gaierror(socket.EAI_FAIL, f"lookup failed: {error!r}")
+        if lookup.error is None and not lookup.addresses:
+            lookup.error = socket.gaierror(socket.EAI_NONAME, "no address")
         with self._lock:
             del self._in_flight[key]
             if lookup.error is None:
                 self._cache[key] = (time.monotonic() + self._cache_s, lookup.addresses)
         lookup.done.set()
+
+
+_FOREVER = float("inf")
+
+
+def _left(by: float) -> float | None:
+    """Seconds until ``by`` (at least 1 ms: 0 would make a socket non-blocking); None: no end."""
+    return None if by == _FOREVER else max(by - time.monotonic(), 0.001)
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -312,7 +322,7 @@ def connect(
         try:
             for option in options or ():
                 sock.setsockopt(*option)
-            sock.settimeout(left / (len(addresses) - index))
+            sock.settimeout(None if left == _FOREVER else left / (len(addresses) - index))
             if source_address:
                 sock.bind(source_address)
             sock.connect(address)
@@ -333,6 +343,7 @@ class _Bounded(_HTTPConnection):
     def __init__(self, *args: Any, resolver: Resolver | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._resolver = resolver or DEFAULT_RESOLVER
+        self._watched_by: Deadline | None = None
 
     def _new_conn(self) -> socket.socket:
         """As HTTPConnection._new_conn, with resolve and connect bounded together by the
@@ -340,7 +351,7 @@ class _Bounded(_HTTPConnection):
         stalled TLS handshake in HTTPSConnection.connect is cut too)."""
         scope = current()
         limit = self.timeout if isinstance(self.timeout, int | float) else None
-        by = time.monotonic() + limit if limit is not None else float("inf")
+        by = _FOREVER if limit is None else time.monotonic() + limit
         if scope is not None:
             by = min(by, scope.at)
         host = self._dns_host.strip("[]")
@@ -365,10 +376,10 @@ class _Bounded(_HTTPConnection):
             raise NewConnectionError(
                 self, f"Failed to establish a new connection: {error}"
             ) from error
-        if by != float("inf"):
-            sock.settimeout(max(by - time.monotonic(), 0.001))  # the TLS handshake's share
+        sock.settimeout(_left(by))  # what is left of it is the TLS handshake's
         if scope is not None:
             scope.watch(sock)
+            self._watched_by = scope
         sys.audit("http.client.connect", self, self.host, self.port)
         return sock
 
@@ -394,10 +405,13 @@ class _Bounded(_HTTPConnection):
             if self.sock is None:
                 self.connect()
             assert self.sock is not None
-            if scope.expired():
+            left = scope.remaining()
+            if left <= 0:
                 raise ConnectTimeoutError(self, f"deadline passed before sending to {self.host}")
-            scope.watch(self.sock)
-            self.sock.settimeout(scope.timeout(None))
+            if self._watched_by is not scope:  # a kept-alive connection, new to this request
+                scope.watch(self.sock)
+                self._watched_by = scope
+            self.sock.settimeout(left)
             scope.sent = True
         super().request(*args, **kwargs)
 

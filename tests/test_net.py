@@ -49,10 +49,12 @@ class DeadDNS:
     glibc does when its servers are silent (EAI_AGAIN)."""
 
     released: threading.Event = field(default_factory=threading.Event)
+    called: threading.Event = field(default_factory=threading.Event)
     calls: list[str] = field(default_factory=list)
 
     def __call__(self, host: str, port: None, family: int, kind: int) -> list[net.AddrInfo]:
         self.calls.append(host)
+        self.called.set()
         self.released.wait(HANG_S)
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
@@ -185,12 +187,13 @@ def test_a_tls_handshake_that_drips_is_cut_and_never_sent(drip: Any, codes: dict
 
 
 def test_many_scans_wait_on_one_lookup(dead_dns: DeadDNS, codes: dict[str, str]) -> None:
+    host = f"many.{HOST}"  # its lookup thread's name is this test's alone
     resolver = net.Resolver(dead_dns)
     start = threading.Barrier(8)
 
     def scan(_: int) -> tuple[Reply, float]:
         api = AnyRoadClient(
-            f"https://{HOST}/v1",
+            f"https://{host}/v1",
             token=lambda: DEMO_TOKEN,
             timeout_s=TIMEOUT_S,
             session=net.session(resolver),
@@ -205,8 +208,8 @@ def test_many_scans_wait_on_one_lookup(dead_dns: DeadDNS, codes: dict[str, str])
         results = list(pool.map(scan, range(8)))
     assert {reply.code for reply, _ in results} == {"dns_timeout"}
     assert max(elapsed for _, elapsed in results) < TIMEOUT_S + MARGIN_S
-    assert dead_dns.calls == [HOST]  # one lookup, one thread, however many wait
-    lookups = [thread for thread in threading.enumerate() if thread.name == f"resolve {HOST}"]
+    assert dead_dns.calls == [host]  # one lookup, one thread, however many wait
+    lookups = [thread for thread in threading.enumerate() if thread.name == f"resolve {host}"]
     assert len(lookups) == 1
 
 
@@ -245,6 +248,30 @@ def test_a_token_endpoint_that_cannot_resolve_is_offline_within_the_timeout(
     assert (reply.kind, reply.code, reply.sent) == ("unreachable", "token_timeout", False)
     assert elapsed < TIMEOUT_S + MARGIN_S
     assert sandbox.seen() == []  # no scan without a token
+
+
+def test_a_scan_waits_for_another_threads_token_fetch_no_longer_than_its_timeout(
+    dead_dns: DeadDNS, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    source = ClientCredentials(
+        f"https://auth.{HOST}/oauth/token",
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        timeout_s=3 * TIMEOUT_S,  # the sync worker's fetch, say, holds the token lock this long
+        session=net.session(net.Resolver(dead_dns)),
+    )
+    patient = AnyRoadClient(sandbox.url, token=source, timeout_s=3 * TIMEOUT_S)
+    api = AnyRoadClient(sandbox.url, token=source, timeout_s=TIMEOUT_S)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        other = pool.submit(patient.scan, DEVICE, codes["admitted"])
+        assert dead_dns.called.wait(HANG_S)  # its fetch is under way, holding the lock
+        reply, elapsed = timed(api.scan, DEVICE, codes["admitted"])
+        assert other.result().code == "token_timeout"
+    for client in (patient, api):
+        client.close()
+    source.close()
+    assert (reply.kind, reply.code, reply.sent) == ("unreachable", "token_timeout", False)
+    assert elapsed < TIMEOUT_S + MARGIN_S
 
 
 # The updater's fetcher
