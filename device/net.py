@@ -25,7 +25,6 @@ import contextvars
 import heapq
 import ipaddress
 import itertools
-import logging
 import socket
 import sys
 import threading
@@ -46,8 +45,6 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 from urllib3.util.connection import allowed_gai_family
-
-log = logging.getLogger(__name__)
 
 CACHE_S = 30.0  # a resolved address is reused this long; getaddrinfo does not say the DNS TTL
 
@@ -242,8 +239,8 @@ class Resolver:
             return _with_port(lookup, port)
         if not lookup.done.wait(_left(by)):
             raise LookupTimeoutError(f"no answer for {host!r} in time")
-        if lookup.error is not None:
-            raise lookup.error
+        if lookup.error is not None:  # a copy: other threads raise the same failure
+            raise type(lookup.error)(*lookup.error.args) from lookup.error
         return _with_port(lookup.addresses, port)
 
     def _lookup(self, key: tuple[str, int]) -> list[AddrInfo] | _Lookup:
