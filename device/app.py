@@ -18,7 +18,7 @@ from device.config import Config, ConfigError, Mode
 from device.decode import make_decoder
 from device.events import Emit, EventLog, ignore
 from device.feedback import FeedbackPlayer
-from device.identity import device_id
+from device.identity import NoDeviceIdError, device_id
 from device.journal import Journal, JournalError
 from device.loop import LoopSettings, Report, ScanLoop
 from device.notify import Notifier
@@ -98,7 +98,7 @@ def build(
 
     ``source`` and ``trigger`` replace the configured ones (the demo scripts both).
     """
-    device = device_id(config.device.id)
+    device = configured_device_id(config)
     # One token source for both clients: one OAuth token, one refresh.
     bearer: TokenSource = StaticToken(token) if token else token_source(config.api)
     client = AnyRoadClient(config.api.base_url, token=bearer, timeout_s=config.api.timeout_s)
@@ -169,6 +169,14 @@ def build(
             observers=observers,
         )
         yield Running(loop, source, outputs, client, journal, sync)
+
+
+def configured_device_id(config: Config) -> str:
+    """The device id, or a config error naming ``[device] id`` when nothing names this machine."""
+    try:
+        return device_id(config.device.id)
+    except NoDeviceIdError as error:
+        raise ConfigError(f"{config.path}: [device] id: {error}") from None
 
 
 def _supervision(notifier: Notifier, activity: ActivityMarker) -> Callable[[ScanLoop], None]:

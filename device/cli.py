@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from device.config import ConfigError, load_config
 from device.decode import DECODER_NAMES
+from device.identity import NoDeviceIdError
 from device.version import VERSION
 
 DEFAULT_CONFIG = Path("/etc/ticket-scanner/config.toml")
@@ -36,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except ConfigError as error:
         print(f"ticket-scanner: config error: {error}", file=sys.stderr)
+        return 2
+    except NoDeviceIdError as error:  # device-id without a config
+        print(f"ticket-scanner: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -169,10 +173,10 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _device_id(args: argparse.Namespace) -> int:
+    from device.app import configured_device_id  # noqa: PLC0415
     from device.identity import device_id  # noqa: PLC0415
 
-    override = load_config(args.config).device.id if args.config else ""
-    print(device_id(override))
+    print(configured_device_id(load_config(args.config)) if args.config else device_id())
     return 0
 
 
@@ -185,15 +189,14 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _one_request(args: argparse.Namespace) -> int:
     from device.api import AnyRoadClient  # noqa: PLC0415
-    from device.app import make_check  # noqa: PLC0415
+    from device.app import configured_device_id, make_check  # noqa: PLC0415
     from device.auth import token_source  # noqa: PLC0415
     from device.feedback import screen_for, status_line  # noqa: PLC0415
-    from device.identity import device_id  # noqa: PLC0415
     from device.tickets import describe_code, log_safe  # noqa: PLC0415
     from device.verdict import decide  # noqa: PLC0415
 
     config = load_config(args.config)
-    device = device_id(config.device.id)
+    device = configured_device_id(config)
     bearer = token_source(config.api)
     client = AnyRoadClient(config.api.base_url, token=bearer, timeout_s=config.api.timeout_s)
     try:

@@ -13,16 +13,23 @@ MACHINE_ID_PREFIX = "machine-id:"
 _CPUINFO_SERIAL = re.compile(r"^Serial\s*:\s*([0-9A-Fa-f]+)\s*$", re.MULTILINE)
 
 
+class NoDeviceIdError(RuntimeError):
+    """Nothing on this machine names it (an image before first boot, a container)."""
+
+
 def device_id(
     override: str = "",
     *,
-    devicetree_serial: Path = DEVICETREE_SERIAL,
-    cpuinfo: Path = CPUINFO,
-    machine_id: Path = MACHINE_ID,
+    devicetree_serial: Path | None = None,
+    cpuinfo: Path | None = None,
+    machine_id: Path | None = None,
 ) -> str:
     """The id this scanner reports as ``device``: ``device_id()`` -> "10000000a1b2c3d4"."""
     if override:
         return override
+    # Looked up at call time, so a test can point the module's paths elsewhere.
+    devicetree_serial = devicetree_serial or DEVICETREE_SERIAL
+    cpuinfo, machine_id = cpuinfo or CPUINFO, machine_id or MACHINE_ID
     serial = _read(devicetree_serial).rstrip("\x00").strip()
     if serial:
         return serial
@@ -33,9 +40,9 @@ def device_id(
     if fallback:
         # Not a Pi (or a Pi that hides its serial): say so, so nobody mistakes it for a serial.
         return MACHINE_ID_PREFIX + fallback
-    raise RuntimeError(
-        f"no device id: none of {devicetree_serial}, {cpuinfo} (Serial), {machine_id} "
-        "could be read; set [device] id in the config"
+    raise NoDeviceIdError(
+        f"no device id: no Raspberry Pi serial ({devicetree_serial}, Serial in {cpuinfo}) and "
+        f"{machine_id} is empty or missing; set [device] id in the config"
     )
 
 
