@@ -7,7 +7,7 @@ vocabulary that a sandbox can produce is played, including verify mode and a ser
 
 from __future__ import annotations
 
-import os
+import sys
 import tempfile
 import threading
 import time
@@ -25,6 +25,7 @@ from device.config import (
     ApiConfig,
     CameraConfig,
     Config,
+    DeviceConfig,
     HardwareConfig,
     OfflineConfig,
     ScanConfig,
@@ -33,15 +34,15 @@ from device.loop import Report
 from device.sandbox import DEMO_TOKEN, SandboxServer, demo_tickets
 from device.sync import Round, SyncWorker
 from device.verdicts import Verdict
-from hal.files import ImagesSource
-from hal.ports import Frame
-from hal.sim import SimTrigger
+from hal.files import frames_due
+from hal.ports import Frame, GrayPixels
 
 FPS = 30
 FRAME_SIZE = (640, 480)
-SHOW_FRAMES = 12  # the ticket is in view 0.4 s
-GAP_FRAMES = 45  # 1.5 s between guests: the last verdict's screen, then ready again
-LONG_PRESS_FRAMES = 60  # 2 s: past the scanner's long-press threshold
+DEMO_DEVICE_ID = "demo-gate-1"  # the demo needs no real id (an image or container has none)
+SHORT_PRESS_S = 0.1
+LONG_PRESS_S = 2.0  # past the scanner's long-press threshold (1.5 s)
+GAP_S = 1.5  # after each verdict: its screen, then ready again, past the repeat window
 
 
 @dataclass(frozen=True)
@@ -81,66 +82,148 @@ def scenes() -> list[Scene]:
     ]
 
 
-class ScriptedSource:
-    """Plays the frames and, as each scene's first frame comes up, does what the scene says."""
+class StaffTrigger:
+    """The trigger as staff press it: held for a time measured from when the scanner saw it.
 
-    def __init__(self, frames: ImagesSource, actions: dict[int, Callable[[], None]]) -> None:
-        self._frames = frames
-        self._actions = dict(sorted(actions.items()))
+    Scripted presses tied to wall-clock times or frame numbers can be missed by a loop that
+    runs late on a busy machine (a press and its release inside one pass). Here a press lasts
+    until the loop has read it pressed at least ``hold_s`` after its first read, so every press
+    is seen, and a long press is seen long, however late the loop runs.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._hold_s: float | None = None  # a press under way
+        self._first_read: float | None = None
+        self._held_long_enough = False
+
+    def press(self, hold_s: float) -> None:
+        self._hold_s, self._first_read, self._held_long_enough = hold_s, None, False
+
+    @property
+    def seen(self) -> bool:
+        """The scanner has read the current (or last) press."""
+        return self._first_read is not None
+
+    @property
+    def released(self) -> bool:
+        return self._hold_s is None
+
+    @property
+    def pressed(self) -> bool:
+        if self._hold_s is None:
+            return False
+        now = self._clock()
+        if self._first_read is None:
+            self._first_read = now
+        elif self._held_long_enough:
+            self._hold_s = None  # the scanner saw it held for hold_s: let go
+            return False
+        if now - self._first_read >= self._hold_s:
+            self._held_long_enough = True
+        return True
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class SceneCamera:
+    """A simulated camera playing the script at ``FPS``: staff act, the guest shows a ticket.
+
+    Each scene waits for the scanner, not for the clock: the ticket comes into view once the
+    trigger press was seen and leaves when its verdict is shown (``shown``), then ``GAP_S`` of
+    empty frames. So the demo plays the same on a loaded machine or under emulation.
+    """
+
+    def __init__(
+        self,
+        script: list[Scene],
+        trigger: StaffTrigger,
+        *,
+        clock: Callable[[], float],
+        stop_server: Callable[[], None],
+        narrate: Callable[[Scene], None],
+    ) -> None:
+        self._script = list(script)
+        self._trigger = trigger
+        self._clock = clock
+        self._stop_server = stop_server
+        self._narrate = narrate
+        self._pictures = {code: _camera_view(code) for code in {s.code for s in script} if code}
+        self._blank = _camera_view(None)
+        self._start: float | None = None
+        self._next = 0  # the next frame's index
+        self._dropped = 0
+        self._scene = -1
+        self._phase = "gap"
+        self._phase_until = 0.0  # the end of a gap
+
+    def shown(self, report: Report) -> None:
+        """An observer of the loop: the current scene's guest has had a verdict."""
+        if self._phase == "show":
+            self._phase, self._phase_until = "gap", self._clock() + GAP_S
 
     def newest(self) -> Frame | None:
-        frame = self._frames.newest()
-        if frame is not None:
-            for index in [i for i in self._actions if i <= frame.index]:
-                self._actions.pop(index)()
-        return frame
+        now = self._clock()
+        if self._start is None:
+            self._start, self._phase_until = now, now + GAP_S / 3
+        due = frames_due(self._start, FPS, now, limit=sys.maxsize)
+        if due <= self._next or self.finished:
+            return None
+        self._advance(now)
+        index = due - 1
+        self._dropped += index - self._next
+        self._next = due
+        pixels = self._blank
+        if self._phase == "show":
+            code = self._script[self._scene].code
+            pixels = self._pictures[code] if code else self._blank
+        return Frame(pixels=pixels, captured_at=self._start + index / FPS, index=index)
+
+    def _advance(self, now: float) -> None:
+        """Move the script on as far as what the scanner has done allows."""
+        scene = self._script[self._scene] if self._scene >= 0 else None
+        if self._phase == "gap" and now >= self._phase_until:
+            self._scene += 1
+            if self._scene >= len(self._script):
+                self._phase = "done"
+                return
+            scene = self._script[self._scene]
+            self._narrate(scene)
+            if scene.server_down:
+                self._stop_server()
+            self._phase = "long_press" if scene.long_press else "press"
+            self._trigger.press(LONG_PRESS_S if scene.long_press else SHORT_PRESS_S)
+        if self._phase == "long_press" and self._trigger.released:
+            self._phase = "press"
+            self._trigger.press(SHORT_PRESS_S)
+        if self._phase == "press" and self._trigger.seen and scene is not None:
+            self._phase = "show" if scene.code is not None else "gap"
+            self._phase_until = now + GAP_S
 
     def next_due(self) -> float | None:
-        return self._frames.next_due()
+        if self.finished:
+            return None
+        if self._start is None:
+            return self._clock()
+        return self._start + self._next / FPS
 
     def wait_for_frame(self, timeout: float) -> bool:
-        return self._frames.wait_for_frame(timeout)
+        return False  # paced on the loop's clock, which sleeps until next_due()
 
     @property
     def finished(self) -> bool:
-        return self._frames.finished
+        return self._phase == "done"
 
     @property
     def dropped(self) -> int:
-        return self._frames.dropped
+        return self._dropped
 
     def close(self) -> None:
-        self._frames.close()
+        """Nothing to release."""
 
 
-def write_frames(folder: Path, script: list[Scene]) -> dict[int, Scene]:
-    """One PNG per distinct picture, hard-linked into the frame sequence; scene start indexes."""
-    blank = folder / "blank.png"
-    _camera_view(None).save(blank)
-    starts: dict[int, Scene] = {}
-    index = 0
-
-    def add(picture: Path, count: int) -> None:
-        nonlocal index
-        for _ in range(count):
-            os.link(picture, folder / f"frame{index:05d}.png")
-            index += 1
-
-    add(blank, GAP_FRAMES // 3)
-    for number, scene in enumerate(script):
-        starts[index] = scene
-        if scene.long_press:
-            add(blank, LONG_PRESS_FRAMES)
-        if scene.code is not None:
-            picture = folder / f"ticket{number:02d}.png"
-            _camera_view(scene.code).save(picture)
-            add(picture, SHOW_FRAMES)
-        add(blank, GAP_FRAMES)
-    blank.unlink()
-    return starts
-
-
-def _camera_view(code: str | None) -> Image.Image:
+def _camera_view(code: str | None) -> GrayPixels:
     """A grey scene with, optionally, a phone screen showing the code."""
     import zxingcpp  # noqa: PLC0415 - only the demo draws codes
 
@@ -154,7 +237,7 @@ def _camera_view(code: str | None) -> Image.Image:
         view.paste(
             screen, ((FRAME_SIZE[0] - screen.width) // 2, (FRAME_SIZE[1] - screen.height) // 2)
         )
-    return view
+    return np.asarray(view, dtype=np.uint8)
 
 
 def run_demo(
@@ -169,29 +252,34 @@ def run_demo(
     reports: list[Report] = []
     with tempfile.TemporaryDirectory(prefix="ticket-scanner-demo-") as tmp:
         folder = Path(tmp)
-        starts = write_frames(folder, script)
         sandbox = SandboxServer().start()
         try:
             config = Config(
                 api=ApiConfig(base_url=sandbox.url, token_file=folder / "unused", timeout_s=1.0),
-                camera=CameraConfig(source=f"images:{folder}", fps=FPS),
+                camera=CameraConfig(fps=FPS),
                 scan=ScanConfig(repeat_window_s=1.0),
+                device=DeviceConfig(id=DEMO_DEVICE_ID),
                 hardware=HardwareConfig(backend="sim", events=str(events or ""), result_hold_s=1.2),
                 offline=OfflineConfig(journal=folder / "journal.db"),
                 path=Path("<demo>"),
             )
             print(f"sandbox AnyRoad server on {sandbox.url}", file=out)
-            trigger = SimTrigger()
-            frames = ImagesSource(folder, fps=FPS, clock=clock)
-            source = ScriptedSource(frames, _actions(starts, trigger, sandbox))
+            trigger = StaffTrigger(clock)
+            camera = SceneCamera(
+                script,
+                trigger,
+                clock=clock,
+                stop_server=sandbox.stop,
+                narrate=lambda scene: print(f"> {scene.label}", file=out, flush=True),
+            )
             printer = ConsolePrinter(out, draw_screen=True)
             with build(
                 config,
-                observers=[printer, reports.append],
+                observers=[printer, reports.append, camera.shown],
                 clock=clock,
                 sleep=sleep,
                 token=DEMO_TOKEN,
-                source=source,
+                source=camera,
                 trigger=trigger,
             ) as running:
                 _narrate(out, running.loop.settings.device_id)
@@ -216,31 +304,6 @@ def _server_comes_back(out: TextIO, sandbox: SandboxServer, sync: SyncWorker) ->
         file=out,
     )
     return result
-
-
-def _actions(
-    starts: dict[int, Scene], trigger: SimTrigger, sandbox: SandboxServer
-) -> dict[int, Callable[[], None]]:
-    """At each scene's start: maybe stop the server or hold the trigger; then a short press."""
-    actions: dict[int, Callable[[], None]] = {}
-
-    def press(down: bool) -> Callable[[], None]:
-        def act() -> None:
-            trigger.pressed = down
-
-        return act
-
-    for start, scene in starts.items():
-        at = start
-        if scene.server_down:
-            actions[at - 1] = sandbox.stop
-        if scene.long_press:
-            actions[at] = press(True)
-            actions[at + LONG_PRESS_FRAMES - 2] = press(False)
-            at += LONG_PRESS_FRAMES
-        actions[at] = press(True)
-        actions[at + 2] = press(False)
-    return actions
 
 
 def _narrate(out: TextIO, device: str) -> None:

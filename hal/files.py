@@ -81,16 +81,25 @@ class ImagesSource:
 
     def _due_at(self, index: int) -> float:
         assert self._start is not None
-        return self._start + index / self._fps
+        return self._start + index / self._fps  # as frames_due() reckons it
 
     def _due_count(self, now: float) -> int:
-        """How many frames are due at ``now``, consistent with ``_due_at`` despite rounding."""
-        count = min(len(self._paths), max(0, math.floor((now - self._due_at(0)) * self._fps) + 1))
-        while count < len(self._paths) and self._due_at(count) <= now:
-            count += 1
-        while count > 0 and self._due_at(count - 1) > now:
-            count -= 1
-        return count
+        assert self._start is not None
+        return frames_due(self._start, self._fps, now, limit=len(self._paths))
+
+
+def frames_due(start: float, fps: float, now: float, *, limit: int) -> int:
+    """How many frames of a stream paced at ``fps`` from ``start`` are due at ``now``.
+
+    Frame ``k`` is due at ``start + k / fps``; counted with that very expression, so a frame is
+    never due by one reckoning and not by the other because of rounding.
+    """
+    count = min(limit, max(0, math.floor((now - start) * fps) + 1))
+    while count < limit and start + count / fps <= now:
+        count += 1
+    while count > 0 and start + (count - 1) / fps > now:
+        count -= 1
+    return count
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -1,6 +1,8 @@
 """The ``ticket-scanner`` commands, as a user runs them."""
 
 import json
+import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,21 @@ def test_the_demo_plays_every_verdict_and_checks_itself(
     ]
     (synced,) = [line for line in lines if line["event"] == "sync"]
     assert (synced["verdict"], synced["conflict"]) == ("admitted", False)
+
+
+@pytest.mark.parametrize("late_s", [0.12, 0.45])
+def test_the_demo_plays_the_same_when_the_loop_runs_late(
+    late_s: float, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A busy machine (or emulation) wakes the loop late: every press and every guest is still
+    seen, the long press still switches modes. Each sleep here oversleeps by up to ``late_s``."""
+    clock = FakeClock()
+    jitter = random.Random(7)
+
+    def late_sleep(seconds: float) -> None:
+        clock.sleep(seconds + jitter.uniform(0, late_s))
+
+    assert run_demo(sys.stdout, clock=clock, sleep=late_sleep) == 0
+    out = capsys.readouterr().out
+    assert "demo finished: 11 verdicts, each as expected; the queue synced" in out
+    assert out.count("\n> ") == 11  # each scene narrated before its guest
