@@ -113,7 +113,7 @@ def build(
         stack.callback(journal.close)
         emit = _open_events(config, stack)
         decoder = make_decoder(config.scan.decoder, budget_s=config.scan.decode_budget_s)
-        outputs = open_outputs(config.hardware, config.device.profile, emit)
+        outputs = open_outputs(config.hardware, config.device.profile, emit, clock=clock)
         stack.callback(outputs.close)
         outputs.trigger = trigger or outputs.trigger
         source = source or open_source(config.camera, clock)
@@ -158,7 +158,7 @@ def build(
             checkin=checkin,
             queue_state=journal.state,
             on_pass=_supervision(
-                Notifier.from_environment(), ActivityMarker(activity_file(config))
+                Notifier.from_environment(), ActivityMarker(activity_file(config)), outputs
             ),
             player=player,
             settings=settings,
@@ -179,10 +179,14 @@ def configured_device_id(config: Config) -> str:
         raise ConfigError(f"{config.path}: [device] id: {error}") from None
 
 
-def _supervision(notifier: Notifier, activity: ActivityMarker) -> Callable[[ScanLoop], None]:
-    """After each loop pass: READY once a frame was decoded, the watchdog, the activity file."""
+def _supervision(
+    notifier: Notifier, activity: ActivityMarker, outputs: Outputs
+) -> Callable[[ScanLoop], None]:
+    """After each loop pass: a failed display retried, READY once a frame was decoded, the
+    watchdog, the activity file."""
 
     def after_pass(loop: ScanLoop) -> None:
+        outputs.maintain()
         if loop.frames_decoded:
             notifier.ready()
         notifier.alive(loop.clock(), loop.last_frame_at)

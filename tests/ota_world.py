@@ -182,6 +182,7 @@ class Device:
             "--restart-command", restart,
             "--health-command", self.health,
             "--settle", "0",
+            "--unit", "",  # no systemd here to ask (tests/test_ota_service.py fakes one)
             "--reserve-mb", "0",
             *extra,
         ]  # fmt: skip

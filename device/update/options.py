@@ -15,6 +15,7 @@ INSTALL_ROOT = Path("/opt/ticket-scanner")
 TRUSTED_ROOT = Path("/etc/ticket-scanner/ota-root.json")
 URL_FILE = Path("/etc/ticket-scanner/ota-url")  # the repository URL, one line
 ACTIVITY_FILE = Path("/var/lib/ticket-scanner/activity")
+UNIT = "ticket-scanner.service"
 RESTART = "systemctl restart ticket-scanner.service"
 HEALTH = "systemctl is-active --quiet ticket-scanner.service"
 
@@ -34,6 +35,7 @@ class Settings:
     restart: tuple[str, ...]
     health: tuple[str, ...]
     settle_s: float
+    unit: str  # asked why it failed (its result, its last error line); "" asks nothing
     reserve_bytes: int
     python: Path  # the interpreter release venvs are made from
 
@@ -103,6 +105,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"exit 0 when the scanner is healthy ({HEALTH!r})",
     )
     parser.add_argument(
+        "--unit",
+        default=UNIT,
+        metavar="UNIT",
+        help=f"the scanner's systemd unit, asked why it failed to start ({UNIT}; '' asks none)",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=15.0,
@@ -165,6 +173,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         restart=tuple(restart),
         health=tuple(health),
         settle_s=args.settle,
+        unit=args.unit,
         reserve_bytes=int(args.reserve_mb * 1e6),
         python=args.python or Path(getattr(sys, "_base_executable", sys.executable)),
     )

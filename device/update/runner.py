@@ -67,7 +67,9 @@ class Installer:
     ) -> None:
         self.settings = settings
         self.root = InstallRoot(settings.install_root)
-        self.service = Service(settings.restart, settings.health, settings.settle_s, sleep)
+        self.service = Service(
+            settings.restart, settings.health, settings.settle_s, sleep, unit=settings.unit
+        )
         self.now = now
         self.free = free
         self._closing = contextlib.ExitStack()  # what this run opened (connections)
