@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 # On a Raspberry Pi the venv must see apt's picamera2 and lgpio.
 VENV_FLAGS := $(shell grep -qs "Raspberry Pi" /proc/device-tree/model && echo --system-site-packages)
 
-.PHONY: demo test lint bench system-test check-zbar check-shellcheck clean
+.PHONY: demo test test-lowest lint bench system-test check-zbar check-shellcheck clean
 
 # The demo needs only the app itself: no test, lint or publishing tools.
 demo: $(STAMP)
@@ -16,6 +16,15 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP) check-zbar check-shellcheck
 	$(BIN)/pytest -q
+
+# The fast suite on the lowest versions pyproject.toml allows, so that every floor stays true.
+LOWEST := .venv-lowest
+test-lowest: $(STAMP) check-zbar
+	$(BIN)/pip install --quiet 'uv>=0.5,<1'
+	rm -rf $(LOWEST)
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(LOWEST)
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet --resolution lowest-direct --editable '.[dev,deploy]'
+	$(LOWEST)/bin/pytest -q -m "not hardware and not system and not slow" -p no:cacheprovider
 
 lint: $(BENCH_STAMP)  # mypy checks bench/ too, which needs matplotlib
 	$(BIN)/ruff check .
@@ -63,4 +72,4 @@ check-shellcheck: $(TEST_STAMP)
 		echo "Install it with: sudo apt-get install shellcheck"; exit 1; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out

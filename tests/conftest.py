@@ -33,3 +33,28 @@ def sandbox() -> Iterator[SandboxServer]:
 def codes() -> dict[str, str]:
     """Demo ticket QR codes by case: "admitted", "canceled", ..."""
     return {ticket.case: ticket.qr_code for ticket in demo_tickets()}
+
+
+# These build real venvs, publish real bundles or kill real processes: minutes, not seconds.
+# `pytest -m "not slow"` is the fast suite (CI also runs it on the lowest versions pyproject
+# allows, and under arm64 emulation on bookworm's own Python).
+SLOW_MODULES = frozenset(
+    {
+        "test_crash.py",
+        "test_deploy_ansible.py",
+        "test_deploy_install.py",
+        "test_ota_attacks.py",
+        "test_ota_crash.py",
+        "test_ota_disk.py",
+        "test_ota_publish.py",
+        "test_ota_rollback.py",
+        "test_ota_units.py",
+        "test_ota_update.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
