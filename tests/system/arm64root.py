@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tests.system import cache, standins
@@ -66,9 +66,17 @@ AARCH64_MAGIC = r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x0
 AARCH64_MASK = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
 
 
+def print_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# Where progress lines go; the tests point it at pytest's terminal, past output capture.
+sink: Callable[[str], None] = print_line
+
+
 def log(message: str) -> None:
-    """A progress line on the real terminal (pytest captures sys.stdout, not the tty)."""
-    print(f"system-test arm64: {message}", file=sys.__stderr__, flush=True)
+    """A progress line: ``system-test arm64: MESSAGE``."""
+    sink(f"system-test arm64: {message}")
 
 
 @contextlib.contextmanager
@@ -160,6 +168,21 @@ class Chroot:
         resolv = folder / "etc" / "resolv.conf"
         resolv.unlink(missing_ok=True)
         shutil.copyfile("/etc/resolv.conf", resolv)
+
+    def trust_local_cas(self) -> None:
+        """Trust the CA certificates this machine's admin added (a TLS-inspecting proxy's), too.
+
+        Debian keeps them in /usr/local/share/ca-certificates; they are appended to the root's
+        bundle, /etc/ssl/certs/ca-certificates.crt (what update-ca-certificates would do, in
+        a moment instead of two minutes of emulated openssl), so the root's pip reaches PyPI
+        as the host's does.
+        """
+        local = Path("/usr/local/share/ca-certificates")
+        certificates = sorted(local.glob("**/*.crt")) if local.is_dir() else []
+        bundle = self.host_path("/etc/ssl/certs/ca-certificates.crt")
+        with bundle.open("a", encoding="ascii") as out:
+            for certificate in certificates:
+                out.write("\n" + certificate.read_text(encoding="ascii").strip() + "\n")
 
     def __enter__(self) -> Chroot:
         try:

