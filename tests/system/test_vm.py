@@ -181,6 +181,9 @@ def provisioned(world: World) -> Iterator[Provisioned]:
             second = vm.ssh(install + " 2>&1", check=False)
         log("install.sh (second run):\n" + second.stdout)
         assert second.returncode == 0, second.stdout
+        # The tests start updates themselves; the timer (10 min after boot, then up to an
+        # hour later) must not start one in the middle of a test.
+        vm.ssh("systemctl disable --now ticket-scanner-update.timer")
         with phase("provision: clean shutdown"):
             vm.shutdown()
         yield Provisioned(vm.disk, first.stdout, second.stdout)
