@@ -384,8 +384,10 @@ def test_the_fast_suite_passes_on_bookworms_python(suite_venv: Chroot) -> None:
             timeout=SUITE_TIMEOUT_S,
             cwd="/root/src",
         )
+    report = cache.cache_dir() / "arm64-fast-suite.log"
+    report.write_text(done.stdout + done.stderr, encoding="utf-8")
     summary = [line for line in done.stdout.splitlines() if re.match(r"^(FAILED|ERROR) ", line)]
-    log(f"fast suite on arm64: exit {done.returncode}; {_tail(done.stdout, 1)}")
+    log(f"fast suite on arm64: exit {done.returncode}; {_tail(done.stdout, 1)}; log: {report}")
     for line in summary:
         log(f"  {line}")
     print(done.stdout, file=sys.stdout)
