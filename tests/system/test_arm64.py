@@ -228,6 +228,10 @@ def test_install_sh_installs_the_bundle(
     assert os.readlink(current) == f"releases/{VERSION}"
     assert (current / ".ready").exists()
     assert f'base_url = "{BASE_URL}"' in release.host_path(CONFIG).read_text(encoding="utf-8")
+    # Enabled offline (systemd is not PID 1 here): started at the next boot.
+    units = release.host_path("/etc/systemd/system")
+    assert (units / "multi-user.target.wants" / "ticket-scanner.service").is_symlink()
+    assert (units / "timers.target.wants" / "ticket-scanner-update.timer").is_symlink()
     assert install.returncode == 0, _explain(install)
 
 
