@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.vm import Forward, Vm, log, phase, wait_for
+from tests.system.vm import Forward, Vm, accelerator, log, phase, wait_for
 from tests.system.vm_image import BaseImage, base_image
 from tests.system.vm_world import (
     CHECKOUT,
@@ -50,7 +50,10 @@ FRAMES = "/srv/frames"
 FPS = 4
 SCANNER = "ticket-scanner.service"
 UPDATER = "ticket-scanner-update.service"
-SECURITY_SCORE = "1.6"  # README.md and deploy/DEPLOY.md: "1.6 OK" for the scanner
+SECURITY_SCORE = "1.6"
+TCG_DROPIN = (
+    "[Service]\nTimeoutStartSec=300\n"  # README.md and deploy/DEPLOY.md: "1.6 OK" for the scanner
+)
 
 CONFIG = f"""\
 # The system tests' scanner: the sim backend, an images: camera, an API that never answers.
@@ -184,6 +187,11 @@ def provisioned(world: World) -> Iterator[Provisioned]:
         # The tests start updates themselves; the timer (10 min after boot, then up to an
         # hour later) must not start one in the middle of a test.
         vm.ssh("systemctl disable --now ticket-scanner-update.timer")
+        if accelerator(world.image.kernel).slow:
+            # Under TCG, importing numpy and friends takes 20-40 s on a loaded host: the
+            # unit's 60 s start timeout (right for a Pi) would make tests fail at random.
+            vm.write(f"/etc/systemd/system/{SCANNER}.d/system-test-tcg.conf", TCG_DROPIN)
+            vm.ssh("systemctl daemon-reload")
         with phase("provision: clean shutdown"):
             vm.shutdown()
         yield Provisioned(vm.disk, first.stdout, second.stdout)
@@ -360,7 +368,11 @@ def test_updates_through_the_update_service(world: World, provisioned: Provision
         assert isinstance(bad, dict) and "1.3.0" in bad, after
         log(f"state.json bad[1.3.0] = {bad['1.3.0']!r}")
         log(f"state.json last = {after['last']!r}")
-        assert "restart failed" in bad["1.3.0"] or "health check failed" in bad["1.3.0"], after
+        # Issue item 5, fixed: the unit's result and the scanner's own last line, not
+        # systemctl's "See systemctl status" boilerplate.
+        assert "did not start: result exit-code (status 1)" in bad["1.3.0"], after
+        assert "cannot start: broken on purpose" in bad["1.3.0"], after
+        assert "systemctl status" not in bad["1.3.0"], after
         scanner_log = journal_of(vm, SCANNER)
         assert "cannot start: broken on purpose" in scanner_log
         assert wait_active(vm)["ActiveState"] == "active"
