@@ -32,7 +32,7 @@ def build_debs(out: Path, arch: str) -> list[Path]:
         )
         deb = out / f"{name}_0.0~standin_{arch}.deb"
         subprocess.run(  # noqa: S603 - fixed arguments, our own files
-            ["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)],
+            ["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)],  # noqa: S607
             check=True,
             capture_output=True,
         )
@@ -43,8 +43,8 @@ def build_debs(out: Path, arch: str) -> list[Path]:
 def repository(out: Path, arch: str) -> Path:
     """A flat apt repository (``deb [trusted=yes] file:OUT ./``) holding the stand-ins."""
     build_debs(out, arch)
-    packages = subprocess.run(  # noqa: S603
-        ["dpkg-scanpackages", "--multiversion", "."],
+    packages = subprocess.run(
+        ["dpkg-scanpackages", "--multiversion", "."],  # noqa: S607 - from dpkg-dev
         cwd=out,
         check=True,
         capture_output=True,
