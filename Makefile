@@ -37,9 +37,10 @@ bench: $(BENCH_STAMP) check-zbar
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # The project against the real thing: an arm64 root under qemu-user, systemd in a VM, power cuts.
-# Root, qemu and mmdebstrap needed (.ci/run installs them); images are cached outside the checkout.
+# As root (it mounts binfmt_misc and chroots); qemu and mmdebstrap from apt (.ci/run installs
+# them). Images are cached in $$TICKET_SCANNER_SYSTEM_CACHE (/var/cache/ticket-scanner-system-test).
 system-test: $(TEST_STAMP) check-zbar
-	$(BIN)/pytest -m system -p no:cacheprovider -s tests/system $(SYSTEM_TEST_ARGS)
+	$(BIN)/pytest -m system -p no:cacheprovider -s -v -rfE tests/system $(SYSTEM_TEST_ARGS)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
