@@ -223,8 +223,8 @@ class SceneCamera:
         """Nothing to release."""
 
 
-def _camera_view(code: str | None) -> GrayPixels:
-    """A grey scene with, optionally, a phone screen showing the code."""
+def camera_picture(code: str | None) -> Image.Image:
+    """A grey scene with, optionally, a phone screen showing the code, as the camera sees it."""
     import zxingcpp  # noqa: PLC0415 - only the demo draws codes
 
     view = Image.new("L", FRAME_SIZE, 96)
@@ -237,7 +237,11 @@ def _camera_view(code: str | None) -> GrayPixels:
         view.paste(
             screen, ((FRAME_SIZE[0] - screen.width) // 2, (FRAME_SIZE[1] - screen.height) // 2)
         )
-    return np.asarray(view, dtype=np.uint8)
+    return view
+
+
+def _camera_view(code: str | None) -> GrayPixels:
+    return np.asarray(camera_picture(code), dtype=np.uint8)
 
 
 def run_demo(

@@ -31,16 +31,15 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
+from device.demo import camera_picture
 from tests.system.cache import cache_dir, recipe_key
 from tests.system.vm import log, phase
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 OTA = CHECKOUT / "deploy" / "ota"
 PLATFORM = "manylinux_2_28_x86_64"
-FRAME_SIZE = (640, 480)
 _NOT_SOURCE = shutil.ignore_patterns(
     ".git", ".venv", "venv", "build", "dist", "__pycache__", "*.pyc", "*.egg-info",
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", "tests", "bench", "docs",
@@ -271,23 +270,6 @@ def ticket_code(number: int) -> str:
     return "data:application/json;base64," + base64.b64encode(raw.encode()).decode("ascii")
 
 
-def camera_view(code: str | None) -> Image.Image:
-    """A grey scene with, optionally, a phone screen showing the code (device/demo.py's look)."""
-    import zxingcpp  # noqa: PLC0415
-
-    view = Image.new("L", FRAME_SIZE, 96)
-    if code is not None:
-        symbol = zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.QRCode)
-        pixels = np.asarray(zxingcpp.write_barcode_to_image(symbol, scale=6))
-        tile = Image.fromarray(pixels.astype(np.uint8))
-        screen = Image.new("L", (tile.width + 40, tile.height + 80), 250)
-        screen.paste(tile, (20, 40))
-        view.paste(
-            screen, ((FRAME_SIZE[0] - screen.width) // 2, (FRAME_SIZE[1] - screen.height) // 2)
-        )
-    return view
-
-
 def write_frames(
     pictures: Path,
     codes: list[str],
@@ -308,7 +290,7 @@ def write_frames(
     plan = ["blank.png"] * lead_frames
     for number, code in enumerate(codes):
         name = f"code{number:04d}.png"
-        camera_view(code).save(pictures / name)
+        camera_picture(code).save(pictures / name)
         plan += [name] * show_frames + ["blank.png"] * gap_frames
     plan += ["blank.png"] * tail_frames
     (pictures / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
