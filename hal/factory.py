@@ -23,12 +23,9 @@ class Outputs:
     beeper: Beeper
     relay: Relay | None
     trigger: Trigger | None
-
-    def maintain(self) -> None:
-        """Between loop passes: let a display that lost its panel try to get it back."""
-        retry = getattr(self.display, "retry", None)  # only hal.oled's RecoveringDisplay
-        if retry is not None:
-            retry()
+    # Between loop passes: a display that lost its panel tries to get it back (set where the
+    # display is hal.oled's RecoveringDisplay; nothing to do for the others).
+    maintain: Callable[[], None] = lambda: None
 
     def close(self) -> None:
         """Switch everything off and release it, even if one part fails to."""
@@ -81,18 +78,20 @@ def _open_gpio_outputs(
     from hal.oled import open_oled  # noqa: PLC0415
 
     display: Display
+    maintain = _nothing
     if hardware.display == "none":
         display = SimDisplay(ignore, (128, hardware.display_height))
     else:
         # A missing or failing panel is logged and retried, never fatal: the lights and the
         # buzzer still tell the guest.
-        display = open_oled(
+        display = oled = open_oled(
             hardware.display,
             port=hardware.i2c_port,
             address=hardware.i2c_address,
             height=hardware.display_height,
             clock=clock,
         )
+        maintain = oled.retry
     pins: dict[LedName, int] = {
         "green": hardware.led_green,
         "amber": hardware.led_amber,
@@ -106,4 +105,9 @@ def _open_gpio_outputs(
         if profile == "door"
         else None,
         trigger=GpioTrigger(hardware.trigger, clock=clock) if profile == "handheld" else None,
+        maintain=maintain,
     )
+
+
+def _nothing() -> None:
+    """No display to look after."""
