@@ -31,7 +31,9 @@ from device.version import VERSION
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # a ticket page is a few KB; anything near this is not our API
-ReplyKind = Literal["ticket", "problem", "unauthorized", "server_error", "unreachable"]
+ReplyKind = Literal[
+    "ticket", "problem", "unauthorized", "setup_error", "server_error", "unreachable"
+]
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (TOML)")
     demo = command("demo", _demo, "the whole product against the sandbox, in the terminal")
     demo.add_argument("--events", type=Path, help="also write the events (JSON lines) here")
+    demo.add_argument("--screens", action="store_true", help="also draw the OLED for each verdict")
     decode = command("decode", _decode, "decode QR codes in image files")
     decode.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     decode.add_argument("--json", action="store_true", help="one JSON object per image")
@@ -83,7 +84,11 @@ def _parser() -> argparse.ArgumentParser:
 
     update.add_arguments(command("update", update.handle, "install the newest signed release"))
     screens = command("screens", _screens, "render every screen to PNG files")
-    screens.add_argument("--out", type=Path, required=True)
+    target = screens.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, metavar="DIR", help="a new folder for one PNG each")
+    target.add_argument(
+        "--sheet", type=Path, metavar="FILE", help="one PNG of every screen at 128x64 and 128x32"
+    )
     return parser
 
 
@@ -143,7 +148,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # one printed line per verdict; -v shows the field log beside it
         logging.getLogger().setLevel(logging.ERROR)  # 4xx and offline warnings are the show
-    return run_demo(sys.stdout, events=args.events)
+    return run_demo(sys.stdout, events=args.events, screens=args.screens)
 
 
 def _decode(args: argparse.Namespace) -> int:
@@ -215,9 +220,14 @@ def _one_request(args: argparse.Namespace) -> int:
 
 
 def _screens(args: argparse.Namespace) -> int:
-    from device.gallery import write_gallery  # noqa: PLC0415
+    from device.gallery import GalleryError, write_gallery, write_sheet  # noqa: PLC0415
 
-    for path in write_gallery(args.out):
+    try:
+        written = [write_sheet(args.sheet)] if args.sheet else write_gallery(args.out)
+    except GalleryError as error:
+        print(f"ticket-scanner: screens: {error}", file=sys.stderr)
+        return 2
+    for path in written:
         print(path)
     return 0
 

@@ -250,8 +250,12 @@ def run_demo(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     events: Path | None = None,
+    screens: bool = False,
 ) -> int:
-    """Play the script; 0 when every verdict was the expected one."""
+    """Play the script; 0 when every verdict was the expected one.
+
+    ``screens``: also draw the OLED for every verdict.
+    """
     script = scenes()
     reports: list[Report] = []
     with tempfile.TemporaryDirectory(prefix="ticket-scanner-demo-") as tmp:

@@ -31,10 +31,14 @@ TONES: dict[Verdict, tuple[Tone, ...]] = {
     V.TOO_LATE: ((220, 0.5),),
     V.INVALID: ((220, 0.5),),
     V.UNAUTHORIZED: ((220, 0.2), (None, 0.1), (220, 0.2), (None, 0.1), (220, 0.2)),
+    V.SETUP_ERROR: ((220, 0.2), (None, 0.1), (220, 0.2), (None, 0.1), (220, 0.2)),
     V.SERVER_ERROR: ((220, 0.2), (None, 0.1), (220, 0.2)),
     V.UNREACHABLE: ((440, 0.15), (None, 0.1), (330, 0.25)),
     V.ACCEPTED_OFFLINE: ((880, 0.1), (None, 0.08), (880, 0.1)),
 }
+# No answer this long after the decode: say the scanner is on it, so nobody re-presents.
+CHECKING_AFTER_S = 0.15
+TICK: Tone = (2400, 0.03)  # short and high: "busy", not a verdict
 BLINK_S = 0.25  # half-period of a blinking light: unmistakable, not a strobe
 
 # (colour, blinks): blinking means "the scanner has a problem", steady means "this ticket".
@@ -47,6 +51,7 @@ LIGHTS: dict[Verdict, tuple[LedName, bool]] = {
     V.TOO_LATE: ("red", False),
     V.INVALID: ("red", False),
     V.UNAUTHORIZED: ("red", True),
+    V.SETUP_ERROR: ("red", True),
     V.SERVER_ERROR: ("red", True),
     V.UNREACHABLE: ("amber", True),
     V.ACCEPTED_OFFLINE: ("amber", False),
@@ -134,8 +139,12 @@ def screen_for(decision: Decision, status: str, tz: tzinfo | None = None) -> Scr
         V.TOO_EARLY: Screen("too_early", "TOO EARLY", (f"starts {_time(ticket.slot_start, tz)}",)),
         V.TOO_LATE: Screen("too_late", "TOO LATE", (f"ended {_time(ticket.slot_end, tz)}",)),
         V.INVALID: Screen("invalid", "NOT VALID", ("not a valid ticket",), style="inverted"),
+        # Both are a supervisor's job, never the guest's ticket: the same words, the cause below.
         V.UNAUTHORIZED: Screen(
-            "unauthorized", "NOT AUTHORISED", ("call supervisor",), style="inverted"
+            "unauthorized", "SETUP ERROR", ("token refused", "call supervisor"), style="inverted"
+        ),
+        V.SETUP_ERROR: Screen(
+            "setup_error", "SETUP ERROR", ("wrong API URL", "call supervisor"), style="inverted"
         ),
         V.SERVER_ERROR: Screen("server_error", "SYSTEM ERROR", ("try again",), style="inverted"),
         V.UNREACHABLE: Screen("unreachable", "NO CONNECTION", ("try again",)),
@@ -152,17 +161,39 @@ def screen_for(decision: Decision, status: str, tz: tzinfo | None = None) -> Scr
     return replace(screen, lines=lines, status=status)
 
 
+def checking_screen(status: str) -> Screen:
+    """Shown when AnyRoad has not answered ``CHECKING_AFTER_S`` after the decode."""
+    return Screen("checking", "CHECKING", ("one moment",), status)
+
+
+def checking_cues(screen: Screen) -> tuple[Cue, ...]:
+    """The checking screen and one tick; it stays until the verdict replaces it."""
+    hz, seconds = TICK
+    return (ScreenCue(0.0, screen), ToneCue(0.0, hz), ToneCue(seconds, None))
+
+
 def ready_screen(status: str, armed: bool = True) -> Screen:
     """The idle screen: what to do next, and the status line."""
     return Screen("ready", "READY", ("show ticket" if armed else "press trigger",), status)
 
 
-def status_line(mode: str, online: bool | None, *, queued: int = 0, conflicts: int = 0) -> str:
+def status_line(
+    mode: str,
+    online: bool | None,
+    *,
+    queued: int = 0,
+    conflicts: int = 0,
+    proven: bool = True,
+) -> str:
     """Mode and connection, then disputed syncs and queued scans: "SCAN OFFLINE !1 Q3".
 
-    About 20 characters fit; conflicts come before the queue because they need a person.
+    ``proven`` False: AnyRoad has never answered this configuration, so nothing is accepted
+    offline ("never online"). About 20 characters fit; conflicts come before the queue
+    because they need a person.
     """
     connection = {None: "...", True: "online", False: "OFFLINE"}[online]
+    if not proven and online is not True:
+        connection = "never online"
     extras = [
         f"!{_capped(conflicts)}" if conflicts else "",
         f"Q{_capped(queued)}" if queued else "",

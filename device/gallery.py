@@ -14,6 +14,15 @@ from device.verdicts import Verdict
 SIZES = ((128, 64), (128, 32))
 
 
+class GalleryError(Exception):
+    """The screens cannot be written where asked; the message names the path."""
+
+
+def write_sheet(path: Path) -> Path:
+    """One PNG with every sample screen at every size (not built yet)."""
+    raise GalleryError(f"{path}: --sheet is not built yet")
+
+
 def sample_screens(now: datetime | None = None) -> list[Screen]:
     """One screen per verdict, plus the ready screens, with a plausible ticket."""
     today = (now or datetime.now(UTC)).replace(hour=14, minute=0, second=0, microsecond=0)

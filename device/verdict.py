@@ -21,6 +21,7 @@ _PROBLEM_VERDICTS = {
 }
 _KIND_VERDICTS = {
     "unauthorized": Verdict.UNAUTHORIZED,
+    "setup_error": Verdict.SETUP_ERROR,
     "server_error": Verdict.SERVER_ERROR,
     "unreachable": Verdict.UNREACHABLE,
 }

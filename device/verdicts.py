@@ -16,6 +16,7 @@ class Verdict(StrEnum):
     TOO_LATE = "too_late"
     INVALID = "invalid"
     UNAUTHORIZED = "unauthorized"
+    SETUP_ERROR = "setup_error"  # the URL answers, but not as AnyRoad: wrong base_url
     SERVER_ERROR = "server_error"
     UNREACHABLE = "unreachable"
     ACCEPTED_OFFLINE = "accepted_offline"
