@@ -3,6 +3,9 @@
 A sandbox AnyRoad server on 127.0.0.1, a handheld scanner on the sim backend, and a scripted
 camera: staff press the trigger, show a ticket, and the scanner answers. Every verdict in the
 vocabulary that a sandbox can produce is played, including verify mode and a server that dies.
+It prints a story a gate lead can follow: each guest (``>``), the scanner's verdict in words
+(screen, light, sound, latency), and what staff and the server do (``*``); ``screens`` adds the
+OLED drawn in the terminal.
 """
 
 from __future__ import annotations
@@ -20,17 +23,19 @@ from urllib.parse import urlsplit
 import numpy as np
 from PIL import Image
 
-from device.app import ConsolePrinter, build
+from device.app import build
 from device.config import (
     ApiConfig,
     CameraConfig,
     Config,
     DeviceConfig,
     HardwareConfig,
+    Mode,
     OfflineConfig,
     ScanConfig,
 )
 from device.loop import Report
+from device.narration import VerdictPrinter
 from device.sandbox import DEMO_TOKEN, SandboxServer, demo_tickets
 from device.sync import Round, SyncWorker
 from device.verdicts import Verdict
@@ -43,6 +48,12 @@ DEMO_DEVICE_ID = "demo-gate-1"  # the demo needs no real id (an image or contain
 SHORT_PRESS_S = 0.1
 LONG_PRESS_S = 2.0  # past the scanner's long-press threshold (1.5 s)
 GAP_S = 1.5  # after each verdict: its screen, then ready again, past the repeat window
+# The demo's output marks who acts: a guest (the story), the scanner (indented), staff or the world.
+GUEST, SCANNER, STAFF = "> ", "  ", "* "
+MODE_WORDS: dict[Mode, str] = {
+    "verify": "verify mode: tickets are checked, guests are not checked in",
+    "scan": "scan mode: each guest is checked in",
+}
 
 
 @dataclass(frozen=True)
@@ -62,23 +73,29 @@ def scenes() -> list[Scene]:
     After the last scene the server comes back and the queued scan is delivered.
     """
     codes = {ticket.case: ticket.qr_code for ticket in demo_tickets()}
+    menu = "https://example.com/menu?table=7"
     return [
         Scene("a guest with a valid ticket", codes["admitted"], Verdict.ADMITTED),
-        Scene("the same ticket again", codes["admitted"], Verdict.ALREADY_SCANNED),
-        Scene("a ticket used at gate-2", codes["already_scanned"], Verdict.ALREADY_SCANNED),
-        Scene("a canceled booking", codes["canceled"], Verdict.CANCELED),
-        Scene("tomorrow's ticket", codes["too_early"], Verdict.TOO_EARLY),
-        Scene("yesterday's ticket", codes["too_late"], Verdict.TOO_LATE),
-        Scene("a restaurant menu QR", "https://example.com/menu?table=7", Verdict.INVALID),
-        Scene("verify mode (long press)", codes["admitted_2"], Verdict.VALID, long_press=True),
-        Scene("back to scan mode", codes["admitted_2"], Verdict.ADMITTED, long_press=True),
+        Scene("the same guest shows it again", codes["admitted"], Verdict.ALREADY_SCANNED),
+        Scene("a ticket already used at gate-2", codes["already_scanned"], Verdict.ALREADY_SCANNED),
+        Scene("a guest whose booking was canceled", codes["canceled"], Verdict.CANCELED),
+        Scene("a guest with tomorrow's ticket", codes["too_early"], Verdict.TOO_EARLY),
+        Scene("a guest with yesterday's ticket", codes["too_late"], Verdict.TOO_LATE),
+        Scene("a guest shows a restaurant menu QR", menu, Verdict.INVALID),
         Scene(
-            "the server goes down: accepted offline, queued",
+            "a guest asks if their ticket is good",
+            codes["admitted_2"],
+            Verdict.VALID,
+            long_press=True,
+        ),
+        Scene("the same guest goes in", codes["admitted_2"], Verdict.ADMITTED, long_press=True),
+        Scene(
+            "a guest arrives while AnyRoad is down",
             codes["admitted_3"],
             Verdict.ACCEPTED_OFFLINE,
             server_down=True,
         ),
-        Scene("the same ticket again, offline", codes["admitted_3"], Verdict.ALREADY_SCANNED),
+        Scene("the same guest shows it again", codes["admitted_3"], Verdict.ALREADY_SCANNED),
     ]
 
 
@@ -133,6 +150,7 @@ class SceneCamera:
     Each scene waits for the scanner, not for the clock: the ticket comes into view once the
     trigger press was seen and leaves when its verdict is shown (``shown``), then ``GAP_S`` of
     empty frames. So the demo plays the same on a loaded machine or under emulation.
+    ``narrate`` gets the story's lines: staff actions and each guest, as they happen.
     """
 
     def __init__(
@@ -142,7 +160,7 @@ class SceneCamera:
         *,
         clock: Callable[[], float],
         stop_server: Callable[[], None],
-        narrate: Callable[[Scene], None],
+        narrate: Callable[[str], None],
     ) -> None:
         self._script = list(script)
         self._trigger = trigger
@@ -157,6 +175,11 @@ class SceneCamera:
         self._scene = -1
         self._phase = "gap"
         self._phase_until = 0.0  # the end of a gap
+        self._mode: Callable[[], Mode] = lambda: "scan"
+
+    def watch_mode(self, mode: Callable[[], Mode]) -> None:
+        """Read the scanner's mode after a long press, to say what it did, not what was meant."""
+        self._mode = mode
 
     def shown(self, report: Report) -> None:
         """An observer of the loop: the current scene's guest has had a verdict."""
@@ -189,17 +212,35 @@ class SceneCamera:
                 self._phase = "done"
                 return
             scene = self._script[self._scene]
-            self._narrate(scene)
-            if scene.server_down:
-                self._stop_server()
-            self._phase = "long_press" if scene.long_press else "press"
-            self._trigger.press(LONG_PRESS_S if scene.long_press else SHORT_PRESS_S)
-        if self._phase == "long_press" and self._trigger.released:
-            self._phase = "press"
-            self._trigger.press(SHORT_PRESS_S)
+            self._start_scene(scene)
+        if self._phase == "long_press" and self._trigger.released and scene is not None:
+            self._narrate(
+                f"{STAFF}staff hold the trigger {LONG_PRESS_S:g} s; now in {self._mode_words()}"
+            )
+            self._show_guest(scene)
         if self._phase == "press" and self._trigger.seen and scene is not None:
             self._phase = "show" if scene.code is not None else "gap"
             self._phase_until = now + GAP_S
+
+    def _start_scene(self, scene: Scene) -> None:
+        if scene.server_down:
+            self._narrate(f"{STAFF}the AnyRoad server goes down")
+            self._stop_server()
+        if scene.long_press:
+            self._phase = "long_press"
+            self._trigger.press(LONG_PRESS_S)
+        else:
+            self._show_guest(scene)
+
+    def _show_guest(self, scene: Scene) -> None:
+        """The guest steps up and staff press the trigger for their ticket."""
+        self._narrate(GUEST + scene.label)
+        self._phase = "press"
+        self._trigger.press(SHORT_PRESS_S)
+
+    def _mode_words(self) -> str:
+        mode = self._mode()
+        return MODE_WORDS.get(mode, f"{mode} mode")
 
     def next_due(self) -> float | None:
         if self.finished:
@@ -271,16 +312,15 @@ def run_demo(
                 offline=OfflineConfig(journal=folder / "journal.db"),
                 path=Path("<demo>"),
             )
-            print(f"sandbox AnyRoad server on {sandbox.url}", file=out)
             trigger = StaffTrigger(clock)
             camera = SceneCamera(
                 script,
                 trigger,
                 clock=clock,
                 stop_server=sandbox.stop,
-                narrate=lambda scene: print(f"> {scene.label}", file=out, flush=True),
+                narrate=lambda line: print(line, file=out, flush=True),
             )
-            printer = ConsolePrinter(out, draw_screen=True)
+            printer = VerdictPrinter(out, screens=screens, indent=SCANNER)
             with build(
                 config,
                 observers=[printer, reports.append, camera.shown],
@@ -290,7 +330,8 @@ def run_demo(
                 source=camera,
                 trigger=trigger,
             ) as running:
-                _narrate(out, running.loop.settings.device_id)
+                _introduce(out, sandbox.url, running.loop.settings.device_id)
+                camera.watch_mode(lambda: running.loop.mode)
                 running.loop.run(threading.Event())
                 delivered = _server_comes_back(out, sandbox, running.sync)
         finally:
@@ -307,19 +348,27 @@ def _server_comes_back(out: TextIO, sandbox: SandboxServer, sync: SyncWorker) ->
     finally:
         back.stop()
     print(
-        f"server back: {result.delivered} queued scan delivered, {result.conflicts} conflicts, "
-        f"{result.remaining} still queued",
+        f"{STAFF}the AnyRoad server is back: {result.delivered} queued scan delivered, "
+        f"{result.conflicts} conflicts, {result.remaining} still queued",
         file=out,
     )
     return result
 
 
-def _narrate(out: TextIO, device: str) -> None:
+def _introduce(out: TextIO, url: str, device: str) -> None:
+    """Who is who in the lines that follow, for someone who has not read the code."""
+    print(f"sandbox AnyRoad server on {url}", file=out)
     print(
-        f"device id {device}; a handheld on the sim backend, trigger pressed for each guest",
+        f"scanner {device}: a handheld on the sim backend, its trigger pressed for each guest",
         file=out,
     )
-    print("verdict          mode   ticket                   screen          latency", file=out)
+    # Neither starts with GUEST: every line that does is a guest.
+    print(
+        f"Each guest ({GUEST.strip()}), then the scanner's verdict: screen, light, sound, "
+        "time taken.",
+        file=out,
+    )
+    print(f"In between ({STAFF.strip()}), what staff and the server do.", file=out)
 
 
 def _summary(out: TextIO, script: list[Scene], reports: list[Report], sync: Round) -> int:
