@@ -124,20 +124,26 @@ def _tones(tones: Iterable[Tone]) -> list[Cue]:
     return cues
 
 
-def screen_for(decision: Decision, status: str, tz: tzinfo | None = None) -> Screen:
-    """The screen for a verdict; times shown in ``tz`` (the device's local time by default)."""
+def screen_for(
+    decision: Decision, status: str, tz: tzinfo | None = None, *, now: datetime | None = None
+) -> Screen:
+    """The screen for a verdict; times shown in ``tz`` (the device's local time by default).
+
+    ``now`` (default: the clock) decides which times are today and so shown without a date.
+    """
     ticket = decision.ticket or TicketInfo()
     slot = _slot(ticket, tz)
+    first_scan = _when_where(decision.first_scan, tz, now)
     verdict = decision.verdict
     screens: dict[Verdict, Screen] = {
         V.ADMITTED: Screen("admitted", "WELCOME", (slot, display_safe(ticket.type.upper(), 12))),
-        V.ALREADY_SCANNED: Screen(
-            "already_scanned", "ALREADY SCANNED", (_when_where(decision.first_scan, tz),)
-        ),
+        V.ALREADY_SCANNED: Screen("already_scanned", "ALREADY SCANNED", first_scan),
         V.VALID: Screen("valid", "VALID", ("not checked in", slot), style="outlined"),
         V.CANCELED: Screen("canceled", "CANCELED", ("booking canceled", slot), style="inverted"),
-        V.TOO_EARLY: Screen("too_early", "TOO EARLY", (f"starts {_time(ticket.slot_start, tz)}",)),
-        V.TOO_LATE: Screen("too_late", "TOO LATE", (f"ended {_time(ticket.slot_end, tz)}",)),
+        V.TOO_EARLY: Screen(
+            "too_early", "TOO EARLY", (f"starts {_time(ticket.slot_start, tz, now)}",)
+        ),
+        V.TOO_LATE: Screen("too_late", "TOO LATE", (f"ended {_time(ticket.slot_end, tz, now)}",)),
         V.INVALID: Screen("invalid", "NOT VALID", ("not a valid ticket",), style="inverted"),
         # Both are a supervisor's job, never the guest's ticket: the same words, the cause below.
         V.UNAUTHORIZED: Screen(
@@ -153,8 +159,8 @@ def screen_for(decision: Decision, status: str, tz: tzinfo | None = None) -> Scr
     screen = screens[verdict]
     if verdict in (V.TOO_EARLY, V.TOO_LATE):
         screen = replace(screen, style="inverted")
-    if verdict is V.VALID and decision.first_scan is not None:
-        screen = replace(screen, lines=(f"in {_when_where(decision.first_scan, tz)}", slot))
+    if verdict is V.VALID and first_scan:
+        screen = replace(screen, lines=first_scan)  # used already: when and where, not the slot
     if verdict is V.ALREADY_SCANNED and decision.admits:
         screen = replace(screen, title="WELCOME BACK")
     lines = tuple(line for line in screen.lines if line)
@@ -214,19 +220,33 @@ def _slot(ticket: TicketInfo, tz: tzinfo | None) -> str:
     return f"{_hhmm(ticket.slot_start, tz)}{end}"
 
 
-def _when_where(scan: ScanRecord | None, tz: tzinfo | None) -> str:
+def _when_where(
+    scan: ScanRecord | None, tz: tzinfo | None, now: datetime | None
+) -> tuple[str, ...]:
+    """Where and when first scanned, "first scan 10:32, gate-2", in lines that fit every screen.
+
+    Not "10:32 - gate-2" nor "in 10:32": those read like a countdown.
+    """
     if scan is None:
-        return ""
+        return ()
     where = display_safe(scan.device, 16) or "?"
-    return f"{_time(scan.scanned_at, tz)} - {where}"
+    width = 20  # characters between the outlined screen's frame: 122 px / 6 px
+    words = f"first scan {_time(scan.scanned_at, tz, now)}, {where}".split(" ")
+    lines = [words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return tuple(lines)
 
 
-def _time(when: datetime | None, tz: tzinfo | None) -> str:
-    """HH:MM today, else "DD Mon HH:MM"."""
+def _time(when: datetime | None, tz: tzinfo | None, now: datetime | None = None) -> str:
+    """HH:MM today (by ``now``, default the clock), else "DD Mon HH:MM"."""
     if when is None:
         return "?"
     local = _local(when, tz)
-    today = datetime.now(local.tzinfo).date()
+    today = _local(now, tz).date() if now else datetime.now(local.tzinfo).date()
     return local.strftime("%H:%M") if local.date() == today else local.strftime("%d %b %H:%M")
 
 
