@@ -145,7 +145,13 @@ class ScanLoop:
         while not stop.is_set() and self.step():
             pass
         self.emit(
-            {"event": "stopped", "frames": self.frames_decoded, "dropped": self.source.dropped}
+            {
+                "event": "stopped",
+                "frames": self.frames_decoded,
+                "dropped": self.source.dropped,
+                # Unreadable files: only a folder of images has them (hal.files).
+                "skipped": getattr(self.source, "skipped", 0),
+            }
         )
 
     def step(self) -> bool:

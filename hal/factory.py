@@ -37,7 +37,10 @@ class Outputs:
 
 
 def open_source(camera: CameraConfig, clock: Callable[[], float]) -> FrameSource:
-    """The configured camera: ``picamera2`` or ``images:DIR``."""
+    """The configured camera: ``picamera2`` or ``images:DIR``.
+
+    A folder that cannot be played raises hal.files.ImageFolderError, naming it.
+    """
     if camera.source.startswith("images:"):
         from hal.files import ImagesSource  # noqa: PLC0415 - adapters load only when chosen
 

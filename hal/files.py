@@ -3,7 +3,8 @@
 Frame ``k`` (in natural name order) becomes available ``k / fps`` seconds after the first
 ``newest()`` call, on the injected clock. Like a real camera the source hands out only the
 newest due frame: frames the loop was too slow for are skipped (never decoded) and counted
-in ``dropped``.
+in ``dropped``. An image that cannot be read (truncated, damaged) is logged once, counted in
+``skipped`` and played as no frame: one bad file never stops the loop.
 
 Example::
 
@@ -14,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -25,6 +27,11 @@ from PIL import Image
 from hal.ports import Frame, GrayPixels
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".pgm"})
+log = logging.getLogger(__name__)
+
+
+class ImageFolderError(ValueError):
+    """The folder is missing, not a folder, or holds no images; the message names it."""
 
 
 class ImagesSource:
@@ -39,6 +46,7 @@ class ImagesSource:
         self._start: float | None = None  # clock time of the first newest() call
         self._next = 0  # first frame neither handed out nor skipped
         self._dropped = 0
+        self._skipped = 0
 
     def newest(self) -> Frame | None:
         """The newest due frame not handed out before, or None when none is due yet."""
@@ -49,9 +57,14 @@ class ImagesSource:
         if due <= self._next:
             return None
         index = due - 1
-        pixels = load_gray(self._paths[index])  # before any state changes, so errors repeat
         self._dropped += index - self._next
-        self._next = due
+        self._next = due  # handed out or skipped: a bad file is read (and logged) once
+        try:
+            pixels = load_gray(self._paths[index])
+        except ValueError as error:
+            self._skipped += 1
+            log.warning("frame skipped index=%d: %s", index, error)
+            return None
         return Frame(pixels=pixels, captured_at=self._due_at(index), index=index)
 
     def next_due(self) -> float | None:
@@ -75,6 +88,11 @@ class ImagesSource:
     def dropped(self) -> int:
         """Frames skipped because a newer one was already due."""
         return self._dropped
+
+    @property
+    def skipped(self) -> int:
+        """Frames whose image could not be read (truncated, damaged, not an image)."""
+        return self._skipped
 
     def close(self) -> None:
         """Nothing to release: images are opened and closed one at a time."""
@@ -106,11 +124,17 @@ def list_images(folder: Path) -> list[Path]:
     """The image files directly in ``folder``, in natural name order (frame2 before frame10)."""
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
-        raise ValueError(f"image folder {folder} {what}")
-    images = [path for path in folder.iterdir() if is_image_file(path)]
+        raise ImageFolderError(f"image folder {folder} {what}")
+    try:
+        entries = list(folder.iterdir())
+    except OSError as error:
+        raise ImageFolderError(f"image folder {folder} cannot be read: {error.strerror}") from None
+    if not entries:
+        raise ImageFolderError(f"image folder {folder} is empty")
+    images = [path for path in entries if is_image_file(path)]
     if not images:
         kinds = ", ".join(sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES))
-        raise ValueError(f"image folder {folder} holds no images ({kinds})")
+        raise ImageFolderError(f"image folder {folder} holds no images ({kinds})")
     return sorted(images, key=lambda path: natural_key(path.name))
 
 

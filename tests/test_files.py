@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from hal import files
-from hal.files import ImagesSource, natural_key
+from hal.files import ImageFolderError, ImagesSource, natural_key
 from hal.ports import Frame, GrayPixels
 
 
@@ -244,18 +244,42 @@ def test_fps_must_be_positive(tmp_path: Path, fps: float) -> None:
         ImagesSource(folder_of(tmp_path, 1), fps=fps, clock=FakeClock())
 
 
-def test_unreadable_image_is_named_and_the_frame_not_lost(tmp_path: Path) -> None:
-    broken = tmp_path / "frame0.png"
-    broken.write_bytes(b"not a png")
-    source = ImagesSource(tmp_path, fps=1, clock=FakeClock())
-    with pytest.raises(ValueError, match=r"frame0\.png"):
-        source.newest()
-    assert not source.finished  # nothing was handed out
+def test_an_empty_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ImageFolderError, match=rf"{re.escape(str(tmp_path))} is empty"):
+        ImagesSource(tmp_path, fps=1, clock=FakeClock())
 
 
-def test_truncated_image_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "half.jpg"
-    Image.new("RGB", (64, 64), (10, 200, 30)).save(path)
-    path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(ValueError, match=r"half\.jpg"):
-        ImagesSource(tmp_path, fps=1, clock=FakeClock()).newest()
+def test_unreadable_images_are_skipped_counted_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_gray(tmp_path / "frame0.png", 0)
+    (tmp_path / "frame1.png").write_bytes(b"not a png")
+    write_gray(tmp_path / "frame2.png", 20)
+    half = write_gray(tmp_path / "frame3.png", 30, size=(400, 300))
+    half.write_bytes(half.read_bytes()[:120])  # "image file is truncated"
+    write_gray(tmp_path / "frame4.png", 40)
+    clock = FakeClock(0.0)
+    source = ImagesSource(tmp_path, fps=1, clock=clock)
+    seen: list[int | None] = []
+    while not source.finished:
+        frame = source.newest()
+        seen.append(None if frame is None else value_of(frame))
+        clock.now += 1
+    assert seen == [0, None, 20, None, 40]  # played on, in time, past both bad files
+    assert source.skipped == 2
+    assert source.dropped == 0
+    warned = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warned) == 2
+    assert "frame1.png" in warned[0] and "frame3.png" in warned[1]
+
+
+def test_the_last_image_unreadable_still_finishes(tmp_path: Path) -> None:
+    write_gray(tmp_path / "frame0.png", 0)
+    (tmp_path / "frame1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    clock = FakeClock(0.0)
+    source = ImagesSource(tmp_path, fps=1, clock=clock)
+    assert value_of(source.newest()) == 0
+    clock.now = 1.0
+    assert source.newest() is None
+    assert source.finished
+    assert source.skipped == 1
