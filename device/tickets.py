@@ -67,6 +67,17 @@ def _escape(char: str) -> str:
     return char.encode("unicode_escape").decode("ascii")
 
 
+def terminal_safe(text: str) -> str:
+    """Text whole and as decoded, for a terminal: control and invisible characters escaped.
+
+    Unlike log_safe, a backslash stays one backslash, so a printed code can be copied back.
+    """
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
 def display_safe(text: str, limit: int = 40) -> str:
     """Printable ASCII for the OLED's bitmap font: accents folded, anything else as "?"."""
     folded = unicodedata.normalize("NFKD", text[: limit * 4])
