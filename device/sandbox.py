@@ -17,10 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import hmac
 import json
 import logging
 import secrets
+import signal
 import socket
 import socketserver
 import struct
@@ -28,12 +30,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Literal, TextIO
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
@@ -790,13 +793,64 @@ def _write_banner(url: str, token: str, out: TextIO, client_id: str, client_secr
         ids = "/".join(map(str, spec.ids))
         row = f"{spec.case:<16} {spec.description:<{width}}  {ids:<20}  {_shorten(spec.qr_code)}"
         lines.append("  " + row)
-    lines += ["", "Ctrl-C stops the sandbox."]
+    lines += [
+        "",
+        "  (codes shortened: ticket-scanner sandbox --codes prints them whole)",
+        "",
+        "Ctrl-C stops the sandbox.",
+    ]
     out.write("\n".join(lines) + "\n")
     out.flush()
 
 
 def _wait_forever() -> None:
     threading.Event().wait()
+
+
+class SandboxError(Exception):
+    """The sandbox cannot start or write what it was asked to; the message says why."""
+
+
+@contextlib.contextmanager
+def _interrupt_once() -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) interrupts once; any later one is ignored, to the process's end.
+
+    A second KeyboardInterrupt landing inside threading's shutdown leaves a traceback
+    ("release unlocked lock"), and one landing after Python's own handler is back (or during
+    interpreter exit) kills the process with SIGINT: neither is a clean stop.
+    Only the main thread can set handlers; elsewhere (tests) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    fired = False
+
+    def first(signum: int, frame: object) -> None:
+        nonlocal fired
+        fired = True
+        for each in signals:
+            signal.signal(each, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {each: signal.signal(each, first) for each in signals}
+    try:
+        yield
+    finally:
+        if not fired:  # never interrupted (an error, or a test): put things back as they were
+            for each, handler in previous.items():
+                signal.signal(each, handler)
+
+
+def _listening(host: str, port: int, **options: Any) -> SandboxServer:
+    """A bound SandboxServer, or SandboxError naming the host and port it could not have."""
+    try:
+        return SandboxServer(host, port, **options)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise SandboxError(f"port {port} on {host} is in use") from None
+        why = error.strerror or str(error)
+        raise SandboxError(f"cannot listen on {host} port {port}: {why}") from None
 
 
 def serve(
@@ -808,11 +862,53 @@ def serve(
     client_id: str = DEMO_CLIENT_ID,
     client_secret: str = DEMO_CLIENT_SECRET,
 ) -> None:
-    """Run a sandbox in the foreground until Ctrl-C, after writing its URL and tickets to `out`."""
-    server = SandboxServer(
-        host, port, token=token, client_id=client_id, client_secret=client_secret
-    )
-    with server as sandbox:
+    """Run a sandbox in the foreground until Ctrl-C, after writing its URL and tickets to `out`.
+
+    Raises SandboxError when ``host:port`` cannot be listened on (in use, not this machine's).
+    """
+    server = _listening(host, port, token=token, client_id=client_id, client_secret=client_secret)
+    # The handlers go in before the server stops: a Ctrl-C while it stops is ignored.
+    with _interrupt_once(), server as sandbox, contextlib.suppress(KeyboardInterrupt):
         _write_banner(sandbox.url, token, out, client_id, client_secret)
-        with contextlib.suppress(KeyboardInterrupt):
-            _wait_forever()
+        _wait_forever()
+
+
+def write_codes(out: TextIO) -> None:
+    """Every demo ticket's case and its whole QR code, one per line, for pasting into ``scan``."""
+    for ticket in demo_tickets():
+        out.write(f"{ticket.case:<16} {ticket.qr_code}\n")
+    out.flush()
+
+
+def write_frames(folder: Path) -> list[Path]:
+    """A camera folder for ``images:``: 01-admitted.png, ... one demo ticket's code in each.
+
+    Refuses (SandboxError) a folder that exists and is not empty: nothing is overwritten.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise SandboxError(f"{folder} is not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise SandboxError(f"{folder} is not empty; give a new or empty folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return [
+            _write_frame(folder / f"{number:02d}-{ticket.case}.png", ticket.qr_code)
+            for number, ticket in enumerate(demo_tickets(), start=1)
+        ]
+    except OSError as error:
+        raise SandboxError(f"{folder}: cannot write frames: {error.strerror or error}") from None
+
+
+def _write_frame(path: Path, code: str) -> Path:
+    """A grey 640x480 camera frame with ``code`` as a QR symbol in it, as selftest draws one."""
+    import numpy as np  # noqa: PLC0415 - only --frames draws
+    import zxingcpp  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    symbol = zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.QRCode)
+    tile = np.asarray(zxingcpp.write_barcode_to_image(symbol, scale=4), dtype=np.uint8)
+    frame = np.full((480, 640), 120, dtype=np.uint8)
+    top, left = (480 - tile.shape[0]) // 2, (640 - tile.shape[1]) // 2
+    frame[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
+    Image.fromarray(frame).save(path)
+    return path
