@@ -188,7 +188,10 @@ def _reply_from(response: requests.Response, raw: bytes) -> Reply:
     }
     reply = _classify(status, body, code, common)
     if reply.kind != "ticket":
-        log.warning(
+        # A setup error would repeat for every guest: device.api_health logs it once.
+        level = logging.DEBUG if reply.kind in ("unauthorized", "setup_error") else logging.WARNING
+        log.log(
+            level,
             "api error status=%s code=%s request_id=%s detail=%s",
             status,
             log_safe(reply.code, 40),
@@ -198,11 +201,22 @@ def _reply_from(response: requests.Response, raw: bytes) -> Reply:
     return reply
 
 
+# The endpoints exist only at these paths and take POST: these say the URL is wrong, whatever
+# the body (the sandbox, like many frameworks, sends a problem body with its 404).
+_WRONG_URL = frozenset({404, 405})
+
+
 def _classify(status: int, body: dict[str, Any] | None, code: str, common: dict[str, Any]) -> Reply:
     # A 401/403 is a supervisor's job, with or without the documented body (a gateway's).
     if status in (401, 403):
         detail = _text(body.get("detail")) if body is not None else ""
         return Reply("unauthorized", code=code or f"http_{status}", detail=detail, **common)
+    transient = status in (408, 429) or status >= 500 or status < 200
+    if 400 <= status < 500 and not transient and not _is_problem(body, status):
+        # Only AnyRoad's own problem body is about the ticket; anything else here is a
+        # misconfigured base_url (a wrong prefix, another service), never NOT VALID.
+        why = "wrong_url" if status in _WRONG_URL or body is None else "not_anyroad"
+        return Reply("setup_error", code=why, detail=f"HTTP {status}", **common)
     if body is None:
         return Reply("server_error", code="not_json", detail=f"HTTP {status}", **common)
     detail = _text(body.get("detail"))
@@ -211,10 +225,22 @@ def _classify(status: int, body: dict[str, Any] | None, code: str, common: dict[
         if ticket is None:
             return Reply("server_error", code="unexpected_shape", detail="no ticket", **common)
         return Reply("ticket", ticket=ticket, **common)
-    if status in (408, 429) or status >= 500 or status < 400:
+    if transient or status < 400:
         return Reply("server_error", code=code or f"http_{status}", detail=detail, **common)
     ticket = _parse_ticket(body) if code.startswith("booking_") else None
-    return Reply("problem", code=code or f"http_{status}", ticket=ticket, detail=detail, **common)
+    return Reply("problem", code=code, ticket=ticket, detail=detail, **common)
+
+
+def _is_problem(body: dict[str, Any] | None, status: int) -> bool:
+    """AnyRoad's documented problem body: a ``code``, and the response's own ``status``.
+
+    The contract's 400s all carry both (and type, title, detail, instance, request_id); a
+    404 page, a proxy's error or another API's JSON does not. 404 and 405 never qualify.
+    """
+    if body is None or status in _WRONG_URL:
+        return False
+    code, echoed = body.get("code"), body.get("status")
+    return isinstance(code, str) and bool(code) and type(echoed) is int and echoed == status
 
 
 def _reason(error: requests.RequestException) -> str:

@@ -168,3 +168,58 @@ def test_a_server_that_is_gone_is_unreachable(codes: dict[str, str]) -> None:
     client.close()
     assert (reply.kind, reply.code, reply.answered) == ("unreachable", "connection_failed", False)
     assert not reply.may_have_recorded  # refused: the request never left
+
+
+# --- a 4xx is about the ticket only when AnyRoad says so ------------------------------------
+
+ANYROAD_400 = {
+    "type": "https://example.com/error-type",
+    "title": "Incorrect parameters provided",
+    "status": 400,
+    "detail": "no such ticket",
+    "code": "ticket_not_found",
+    "instance": "/tickets/scan",
+    "request_id": "5f7e0797",
+}
+
+
+def test_a_wrong_path_prefix_is_a_setup_error_not_an_invalid_ticket(
+    sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    # The sandbox answers a wrong path with a 404 whose body even looks like AnyRoad's.
+    wrong = AnyRoadClient(sandbox.url.replace("/v1", "/v2"), token=lambda: DEMO_TOKEN, timeout_s=1)
+    try:
+        reply = wrong.scan(DEVICE, codes["admitted"])
+    finally:
+        wrong.close()
+    assert (reply.kind, reply.status, reply.code) == ("setup_error", 404, "wrong_url")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "code"),
+    [
+        (400, ANYROAD_400, "problem", "ticket_not_found"),
+        (422, ANYROAD_400 | {"status": 422}, "problem", "ticket_not_found"),
+        (404, ANYROAD_400 | {"status": 404}, "setup_error", "wrong_url"),
+        (405, ANYROAD_400 | {"status": 405}, "setup_error", "wrong_url"),
+        (400, b"<html><body>Bad Request</body></html>", "setup_error", "wrong_url"),
+        (400, {"detail": "Not Found"}, "setup_error", "not_anyroad"),  # another framework's
+        (400, ANYROAD_400 | {"status": "400"}, "setup_error", "not_anyroad"),
+        (400, ANYROAD_400 | {"status": 404}, "setup_error", "not_anyroad"),
+        (400, ANYROAD_400 | {"code": ""}, "setup_error", "not_anyroad"),
+        (410, {"error": "gone"}, "setup_error", "not_anyroad"),
+        (429, {"error": "slow down"}, "server_error", "http_429"),
+    ],
+)
+def test_only_anyroads_problem_body_makes_a_4xx_a_ticket_verdict(
+    status: int, body: object, kind: str, code: str
+) -> None:
+    from tests.test_hostile import RawServer, http  # noqa: PLC0415
+
+    with RawServer([http(status, body)]) as server:
+        client = AnyRoadClient(server.url, token=lambda: DEMO_TOKEN, timeout_s=2)
+        try:
+            reply = client.verify("anything")
+        finally:
+            client.close()
+    assert (reply.kind, reply.status, reply.code) == (kind, status, code)

@@ -349,7 +349,12 @@ HOSTILE_TICKET = page(
     scans=[{"device": ESCAPES, "scanned_at": _iso(datetime.now(UTC) - timedelta(minutes=25))}],
 )
 HOSTILE_TICKET["request_id"] = ESCAPES
-HOSTILE_PROBLEM = {"code": "\x1b[2J\r\nbooking_canceled", "detail": ESCAPES, "request_id": ESCAPES}
+HOSTILE_PROBLEM = {
+    "status": 400,
+    "code": "\x1b[2J\r\nbooking_canceled",
+    "detail": ESCAPES,
+    "request_id": ESCAPES,
+}
 
 
 def test_control_characters_in_a_servers_answer_never_reach_log_console_or_events(
