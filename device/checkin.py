@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from device.api import Reply
+from device.api_health import ApiProof, SetupAlarm
 from device.config import Mode, OfflinePolicy, Reentry
 from device.journal import Journal, Pending
 from device.offline import already_let_in, offline_decision
@@ -45,6 +46,8 @@ class CheckIn:
     reentry: Reentry
     policy: OfflinePolicy
     door: bool
+    proof: ApiProof  # offline acceptance only once AnyRoad has answered this configuration
+    alarm: SetupAlarm = field(default_factory=SetupAlarm)
     on_answered: Callable[[], None] = lambda: None  # AnyRoad answered: wake the sync worker
 
     def __call__(self, code: str, mode: Mode) -> Outcome:
@@ -55,6 +58,7 @@ class CheckIn:
             decision = already_let_in(queued, self.device, self.reentry)
         else:
             reply, asked = self.check(code, mode), True
+            self._note(reply)
             decision = self._decide(code, mode, reply, pending)
         recorded = self._finish(pending, decision, reply)
         if not recorded and decision.verdict == Verdict.ACCEPTED_OFFLINE:
@@ -83,13 +87,21 @@ class CheckIn:
             reply,
             qr_code=code,
             mode=mode,
-            policy=self.policy if pending else "reject",
+            # No record, or no proof this configuration ever reached AnyRoad: no offline entry.
+            policy=self.policy if pending and self.proof.proven else "reject",
             door=self.door,
             device=self.device,
             reentry=self.reentry,
             let_in_before=self.journal.admitted_before(code, self.device),
         )
         return offline or decision
+
+    def _note(self, reply: Reply) -> None:
+        self.alarm.saw(reply)
+        try:
+            self.proof.saw(reply)
+        except sqlite3.Error:
+            log.exception("journal write failed noting AnyRoad's answer")
 
     def _begin(self, code: str, mode: Mode) -> Pending | None:
         try:

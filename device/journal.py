@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS unanswered (
     at TEXT NOT NULL                -- when the request left (UTC, this device's clock)
 );
 CREATE INDEX IF NOT EXISTS unanswered_attempt ON unanswered (attempt_id);
+CREATE TABLE IF NOT EXISTS answered_by (
+    api TEXT PRIMARY KEY,           -- a hash of base_url and the credential (never the secret)
+    first_at TEXT NOT NULL          -- AnyRoad's first answer to it (UTC, this device's clock)
+);
 """
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000  # another process syncing: wait for it rather than fail a guest
@@ -232,6 +236,24 @@ class Journal:
                 (storable(qr_code), device, exclude, presentation),
             ).fetchall()
         return [datetime.fromisoformat(at) for (at,) in rows]
+
+    # --- proof that a configuration has worked (device.api_health) ---------------------------
+
+    def answered_by(self, api: str) -> datetime | None:
+        """When AnyRoad first answered the configuration ``api`` names; None: never."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT first_at FROM answered_by WHERE api = ?", (api,)
+            ).fetchone()
+        return datetime.fromisoformat(row[0]) if row else None
+
+    def note_answered_by(self, api: str) -> None:
+        """Keep the first AnyRoad answer to ``api``; later ones change nothing."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO answered_by (api, first_at) VALUES (?, ?)",
+                (api, _iso(self._wall())),
+            )
 
     # --- the sync worker -------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import pytest
 from device.cli import main
 from device.sandbox import DEMO_TOKEN, SandboxServer
 from device.verdicts import Verdict
+from tests.fakes import prove_config
 from tests.frames import Shot, write_frames
 
 GUESTS = 20
@@ -89,7 +90,9 @@ def test_kill_9_loses_nothing_a_guest_was_told_and_the_queue_resumes(
     with SandboxServer() as gone:
         dead_url = gone.url
 
-    shown = run_and_kill(config_file(tmp_path, dead_url, frames), kill_after)
+    config = config_file(tmp_path, dead_url, frames)
+    prove_config(config)  # this configuration reached AnyRoad before the network went
+    shown = run_and_kill(config, kill_after)
 
     assert shown == ["accepted_offline"] * kill_after
     integrity, rows = journal_rows(tmp_path / "journal.db")

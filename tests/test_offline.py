@@ -15,7 +15,7 @@ from device.journal import Journal
 from device.sandbox import DEMO_TOKEN, Fault, SandboxServer
 from device.sync import SyncWorker
 from device.verdicts import Verdict
-from tests.fakes import Recorder
+from tests.fakes import Recorder, proven
 
 DEVICE = "pi-gate-1"
 
@@ -45,6 +45,7 @@ def checkin(
         reentry=reentry,  # type: ignore[arg-type]
         policy=policy,
         door=door,
+        proof=proven(journal),
     )
 
 

@@ -18,7 +18,7 @@ from device.journal import Journal, QueueState
 from device.sandbox import DEMO_TOKEN, SandboxServer
 from device.sync import Backoff, SyncWorker
 from device.verdicts import Verdict
-from tests.fakes import Recorder
+from tests.fakes import Recorder, proven
 
 DEVICE = "pi-gate-1"
 
@@ -49,6 +49,7 @@ def accept_offline(journal: Journal, url: str, *codes: str) -> None:
         reentry="warn",
         policy="accept",
         door=False,
+        proof=proven(journal),
     )
     for code in codes:
         assert scanner(code, "scan").decision.verdict == Verdict.ACCEPTED_OFFLINE
