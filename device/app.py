@@ -12,6 +12,7 @@ from typing import TextIO
 
 from device.activity import ActivityMarker
 from device.api import AnyRoadClient, Reply
+from device.api_health import ApiProof, SetupAlarm, api_identity
 from device.auth import StaticToken, TokenSource, token_source
 from device.checkin import CheckIn
 from device.config import Config, ConfigError, Mode
@@ -19,6 +20,7 @@ from device.decode import make_decoder
 from device.events import Emit, EventLog, ignore
 from device.feedback import FeedbackPlayer
 from device.identity import NoDeviceIdError, device_id
+from device.inflight import BackgroundCheckIns, Dispatch
 from device.journal import Journal, JournalError
 from device.loop import LoopSettings, Report, ScanLoop
 from device.notify import Notifier
@@ -93,10 +95,12 @@ def build(
     token: str | None = None,
     source: FrameSource | None = None,
     trigger: Trigger | None = None,
+    dispatch: Dispatch | None = None,
 ) -> Iterator[Running]:
     """Open everything ``config`` names, yield the loop, and close it all afterwards.
 
-    ``source`` and ``trigger`` replace the configured ones (the demo scripts both).
+    ``source`` and ``trigger`` replace the configured ones (the demo scripts both);
+    ``dispatch`` where check-ins run (a worker thread; tests give a fake network delay).
     """
     device = configured_device_id(config)
     # One token source for both clients: one OAuth token, one refresh.
@@ -150,12 +154,20 @@ def build(
             reentry=config.scan.reentry,
             policy=config.offline.policy_for(config.device.profile),
             door=door,
+            proof=ApiProof(journal, api_identity(config.api, token=token)),
+            alarm=SetupAlarm(config.api.base_url),
             on_answered=sync.wake,
         )
+        if dispatch is None:
+            background = BackgroundCheckIns()
+            stack.callback(background.close)
+            dispatch = background
         loop = ScanLoop(
             source=source,
             decoder=decoder,
             checkin=checkin,
+            dispatch=dispatch,
+            api_proven=lambda: checkin.proof.proven,
             queue_state=journal.state,
             on_pass=_supervision(
                 Notifier.from_environment(), ActivityMarker(activity_file(config)), outputs
@@ -221,7 +233,12 @@ def _open_events(config: Config, stack: contextlib.ExitStack) -> Emit:
     """The configured events file's emitter, closed with ``stack``; or one that ignores."""
     if not config.hardware.events:
         return ignore
-    events = EventLog.open(Path(config.hardware.events))
+    from device.events import EventsError  # noqa: PLC0415 - only the error path needs it
+
+    try:
+        events = EventLog.open(Path(config.hardware.events))
+    except EventsError as error:
+        raise ConfigError(f"{config.path}: [hardware] events: {error}") from None
     stack.callback(events.close)
     return events.emit
 

@@ -9,11 +9,22 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from device.api import Reply
+from device.api_health import SETUP_KINDS
 from device.checkin import Outcome
 from device.config import Mode, Reentry
 from device.decode import Decoded, Decoder
 from device.events import Emit, ignore
-from device.feedback import FeedbackPlayer, cues_for, ready_screen, screen_for, status_line
+from device.feedback import (
+    CHECKING_AFTER_S,
+    FeedbackPlayer,
+    checking_cues,
+    checking_screen,
+    cues_for,
+    ready_screen,
+    screen_for,
+    status_line,
+)
+from device.inflight import Dispatch, InFlight, inline
 from device.journal import QueueState
 from device.screens import Screen
 from device.tickets import describe_code, log_safe
@@ -36,8 +47,9 @@ class Report:
     decision: Decision
     reply: Reply
     screen: Screen
-    latency_ms: float
+    latency_ms: float  # capture to verdict feedback
     attempt: int | None = None  # the journal row
+    first_feedback_ms: float = 0.0  # decode to the first thing shown: CHECKING or the verdict
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,10 @@ class ScanLoop:
     # Called after every pass: systemd's watchdog and readiness, the updater's activity file.
     on_pass: Callable[[ScanLoop], None] = lambda _: None
     online: bool | None = None
+    # Has AnyRoad ever answered this configuration? If not, the status line says so.
+    api_proven: Callable[[], bool] = lambda: True
+    # Where check-ins run: off this thread in the product, so CHECKING can show meanwhile.
+    dispatch: Dispatch = inline
     mode: Mode = field(init=False)
 
     def __post_init__(self) -> None:
@@ -198,14 +214,23 @@ class ScanLoop:
 
     def _status(self) -> str:
         queue = self.queue
-        return status_line(self.mode, self.online, queued=queue.queued, conflicts=queue.conflicts)
+        return status_line(
+            self.mode,
+            self.online,
+            queued=queue.queued,
+            conflicts=queue.conflicts,
+            proven=self.api_proven(),
+        )
 
     def _answer(self, code: str, frame: Frame) -> None:
         self.player.interrupt()
-        outcome = self.checkin(code, self.mode)  # journaled before anything is shown
+        decoded_at, mode = self.clock(), self.mode
+        in_flight = self.dispatch(lambda: self.checkin(code, mode))  # journaled before shown
+        outcome, checking_at = self._await(in_flight, decoded_at)
         reply, decision = outcome.reply, outcome.decision
         if outcome.asked:
-            self.online = reply.answered
+            # A server that answers, but not as AnyRoad (or refuses us), is no connection.
+            self.online = reply.answered and reply.kind not in SETUP_KINDS
         self.queue = self.queue_state()
         screen = screen_for(decision, self._status())
         cues = cues_for(
@@ -215,8 +240,34 @@ class ScanLoop:
         self.player.play(cues, started)
         self._trigger_state.disarm()
         latency_ms = (started - frame.captured_at) * 1000
-        report = Report(code, self.mode, decision, reply, screen, latency_ms, outcome.attempt)
+        first_feedback_ms = ((checking_at or started) - decoded_at) * 1000
+        report = Report(
+            code, mode, decision, reply, screen, latency_ms, outcome.attempt, first_feedback_ms
+        )
         self._publish(report)
+
+    def _await(
+        self, in_flight: InFlight[Outcome], decoded_at: float
+    ) -> tuple[Outcome, float | None]:
+        """The outcome, with CHECKING shown if it takes longer than ``CHECKING_AFTER_S``.
+
+        Waits in slices so the checking cue starts on time and its tick stops on time.
+        Returns when CHECKING was shown (loop clock), None if the answer came first.
+        """
+        checking_at: float | None = None
+        while True:
+            now = self.clock()
+            if checking_at is None and now >= decoded_at + CHECKING_AFTER_S:
+                checking_at = now
+                self.player.play(checking_cues(checking_screen(self._status())), now)
+                self.emit({"event": "checking", "after_ms": round((now - decoded_at) * 1000, 3)})
+            wake = [self.player.next_due()]
+            if checking_at is None:
+                wake.append(decoded_at + CHECKING_AFTER_S)
+            due = [at for at in wake if at is not None]
+            if in_flight.wait(max(0.0, min(due) - now) if due else None):
+                return in_flight.result(), checking_at
+            self.player.tick(self.clock())
 
     def _publish(self, report: Report) -> None:
         decision, reply = report.decision, report.reply
@@ -227,6 +278,7 @@ class ScanLoop:
                 "qr_code": report.code,
                 "mode": report.mode,
                 "latency_ms": round(report.latency_ms, 3),
+                "first_feedback_ms": round(report.first_feedback_ms, 3),
                 "admits": decision.admits,
                 "status": reply.status,
                 "code": reply.code,

@@ -23,7 +23,7 @@ from device.config import (
 from device.loop import LONG_PRESS_S, Report, TriggerTracker
 from device.sandbox import DEMO_TOKEN, Fault, SandboxServer
 from hal.sim import SimTrigger
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, NetworkDelay, prove
 from tests.frames import Shot, write_frames
 
 FPS = 10.0
@@ -39,12 +39,19 @@ def play(
     trigger: SimTrigger | None = None,
     clock: FakeClock | None = None,
     decoder: str = "auto",
+    proven: bool = True,
+    network_delay_s: float | None = None,
+    base_url: str | None = None,
 ) -> tuple[list[Report], list[dict[str, Any]]]:
-    """Run the loop over ``shots`` until the frames end; the reports and the events file."""
+    """Run the loop over ``shots`` until the frames end; the reports and the events file.
+
+    ``proven``: AnyRoad has answered this configuration before (as on a scanner in service).
+    ``network_delay_s``: every answer takes this long on the fake clock (``clock`` required).
+    """
     folder = write_frames(tmp_path / "frames", shots)
     events = tmp_path / "events.jsonl"
     config = Config(
-        api=ApiConfig(base_url=sandbox.url, timeout_s=0.5, mode=mode),  # type: ignore[arg-type]
+        api=ApiConfig(base_url=base_url or sandbox.url, timeout_s=0.5, mode=mode),  # type: ignore[arg-type]
         camera=CameraConfig(source=f"images:{folder}", fps=FPS),
         scan=ScanConfig(repeat_window_s=1.0, decoder=decoder),  # type: ignore[arg-type]
         device=DeviceConfig(id="gate-test", profile=profile),  # type: ignore[arg-type]
@@ -53,7 +60,10 @@ def play(
         ),
         offline=OfflineConfig(journal=tmp_path / "journal.db"),
     )
+    if proven:
+        prove(config.offline.journal, config.api, token=DEMO_TOKEN)
     clock = clock or FakeClock()
+    dispatch = NetworkDelay(clock, network_delay_s) if network_delay_s is not None else None
     reports: list[Report] = []
     with build(
         config,
@@ -62,6 +72,7 @@ def play(
         sleep=clock.sleep,
         token=DEMO_TOKEN,
         trigger=trigger,
+        dispatch=dispatch,
     ) as running:
         running.loop.run(threading.Event())
     lines = events.read_text(encoding="ascii").splitlines()
@@ -152,10 +163,42 @@ def test_a_dead_server_is_no_connection_and_the_status_line_says_offline(
 ) -> None:
     server = SandboxServer().start()
     server.stop()
-    _, events = play(tmp_path, server, [(codes["admitted"], 2), (None, 10)])
-    assert verdicts(events) == ["unreachable"]
+    _, events = play(tmp_path, server, [(codes["admitted"], 2), (None, 10)], profile="handheld")
+    assert verdicts(events) == ["accepted_offline"]  # this configuration has worked before
     ready = [event["text"] for event in events if event["event"] == "display" and event["text"]][-1]
-    assert ready.startswith("READY") and ready.endswith("SCAN  OFFLINE")
+    assert ready.startswith("READY") and ready.endswith("SCAN OFFLINE Q1")
+
+
+def test_a_configuration_that_never_reached_anyroad_accepts_nobody_offline(
+    tmp_path: Path, codes: dict[str, str]
+) -> None:
+    server = SandboxServer().start()
+    server.stop()  # a base_url nothing answers: a typo, or a scanner set up off-site
+    shots = [(codes["admitted"], 2), (None, 10), (codes["canceled"], 2), (None, 10)]
+    _, events = play(tmp_path, server, shots, profile="handheld", proven=False)
+    assert verdicts(events) == ["unreachable", "unreachable"]  # NO CONNECTION, not ACCEPTED
+    texts = [event["text"] for event in events if event["event"] == "display" and event["text"]]
+    assert texts[0] == "READY | show ticket | SCAN  never online"
+    assert "NO CONNECTION" in texts[1]
+    assert texts[-1].endswith("SCAN  never online")
+
+
+def test_the_first_anyroad_answer_is_the_proof_and_it_survives_a_restart(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    first = tmp_path / "first"
+    first.mkdir()
+    _, events = play(first, sandbox, [(codes["admitted"], 2), (None, 10)], proven=False)
+    assert verdicts(events) == ["admitted"]
+    texts = [event["text"] for event in events if event["event"] == "display" and event["text"]]
+    assert texts[0].endswith("SCAN  never online") and texts[-1].endswith("SCAN  online")
+    sandbox.stop()  # the network goes; the scanner restarts with the same journal
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "journal.db").write_bytes((first / "journal.db").read_bytes())
+    shots = [(codes["admitted_2"], 2), (None, 10)]
+    _, events = play(again, sandbox, shots, profile="handheld", proven=False)
+    assert verdicts(events) == ["accepted_offline"]
 
 
 def test_verify_mode_checks_without_checking_in(
@@ -324,3 +367,72 @@ def test_a_guest_accepted_offline_shows_on_the_status_line_until_synced(
     assert displays[1].startswith("ACCEPTED")
     assert displays[1].endswith("SCAN OFFLINE Q1")
     assert displays[-2].endswith("SCAN OFFLINE Q1")  # the ready screen keeps saying so
+
+
+# --- feedback within 150 ms, whatever the network does ----------------------------------
+
+
+def displays(events: list[dict[str, Any]]) -> list[str]:
+    return [event["text"].split(" | ")[0] for event in events if event["event"] == "display"]
+
+
+def test_a_slow_answer_shows_checking_150_ms_after_the_decode_then_the_verdict(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    shots = [(None, 2), (codes["admitted"], 30), (None, 10)]
+    reports, events = play(tmp_path, sandbox, shots, clock=FakeClock(), network_delay_s=2.0)
+    assert displays(events)[:3] == ["READY", "CHECKING", "WELCOME"]
+    (checking,) = [event for event in events if event["event"] == "checking"]
+    assert checking["after_ms"] == pytest.approx(150, abs=1)
+    (report,) = reports
+    assert report.first_feedback_ms == pytest.approx(150, abs=1)
+    tones = [event["hz"] for event in events if event["event"] == "buzzer"]
+    assert tones[:3] == [2400, None, 880]  # one short tick, silence, then the verdict's chirp
+
+
+def test_a_fast_answer_never_flashes_checking(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    shots = [(None, 2), (codes["admitted"], 30), (None, 10)]
+    reports, events = play(tmp_path, sandbox, shots, clock=FakeClock(), network_delay_s=0.12)
+    assert "CHECKING" not in displays(events)
+    assert not [event for event in events if event["event"] == "checking"]
+    assert reports[0].first_feedback_ms == pytest.approx(120, abs=1)
+
+
+def test_a_code_still_in_view_after_a_slow_answer_is_not_scanned_again(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    # The answer takes 2.5 s; the repeat window is 1 s; the ticket stays in view 2 s more.
+    shots = [(None, 2), (codes["admitted"], 45), (None, 10)]
+    _, events = play(tmp_path, sandbox, shots, clock=FakeClock(), network_delay_s=2.5)
+    assert verdicts(events) == ["admitted"]
+    assert len([seen for seen in sandbox.seen() if seen.path.endswith("/scan")]) == 1
+
+
+# --- a misconfigured scanner never passes for a working one ----------------------------
+
+
+def test_a_wrong_path_prefix_shows_setup_error_to_every_guest_and_logs_it_once(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    wrong = sandbox.url.replace("/sandbox/v1", "/sandbox/v2")
+    shots = [(codes["admitted"], 2), (None, 10), (codes["canceled"], 2), (None, 10)]
+    _, events = play(tmp_path, sandbox, shots, profile="handheld", base_url=wrong, proven=False)
+    assert verdicts(events) == ["setup_error", "setup_error"]  # never NOT VALID
+    shown = [event["text"] for event in events if event["event"] == "display"]
+    assert [text for text in shown if text.startswith("SETUP ERROR")] == [
+        "SETUP ERROR | wrong API URL | call supervisor | SCAN  never online"
+    ] * 2
+    red = [event["on"] for event in events if event["event"] == "led" and event["name"] == "red"]
+    assert red[:4] == [
+        True,
+        False,
+        True,
+        False,
+    ]  # blinking: the scanner's problem, not the ticket's
+    alarms = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(alarms) == 1
+    assert "check [api] base_url" in alarms[0].getMessage()
+    assert "HTTP 404" in alarms[0].getMessage()
