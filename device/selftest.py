@@ -4,22 +4,30 @@ The updater runs it inside a freshly built release's venv before switching to it
 check exercises a real part of the scan path without touching what the running service owns
 (camera, GPIO, display, the live journal): decoding a generated ticket, drawing a screen,
 a journal in a temporary folder, and one scan over HTTP against a sandbox on 127.0.0.1.
-With ``--config`` it also checks that the config, its secret and its state folder are usable.
+With ``--config`` it also checks that the config, its secret and its state folder are usable,
+and probes the configured API (device.probe): it names a wrong URL, a refused credential or
+an unreachable server before a guest meets it. Each check prints one line; exit 1 if any failed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from device.config import load_config
+from device.config import ConfigError, load_config
+from device.tickets import log_safe
 from device.version import VERSION
 
+log = logging.getLogger(__name__)
 Check = Callable[[], str]  # returns a short detail; raises on failure
+
+
+class CheckFailedError(Exception):
+    """A check's expected failure: its message is the whole story, no traceback needed."""
 
 
 def run_selftest(out: TextIO, config: Path | None = None) -> int:
@@ -32,15 +40,19 @@ def run_selftest(out: TextIO, config: Path | None = None) -> int:
     ]
     if config is not None:
         checks.append(("config", lambda: _config(config)))
+        checks.append(("API", lambda: _api(config)))
     failed = 0
     print(f"ticket-scanner {VERSION} selftest", file=out)
     for name, check in checks:
         try:
             detail = check()
+        except (CheckFailedError, ConfigError) as error:
+            failed += 1
+            print(f"FAIL {name}: {log_safe(str(error), 300)}", file=out)
         except Exception as error:  # report every failing part, not only the first
             failed += 1
-            print(f"FAIL {name}: {type(error).__name__}: {error}", file=out)
-            traceback.print_exc(limit=3, file=out)
+            print(f"FAIL {name}: {type(error).__name__}: {log_safe(str(error), 300)}", file=out)
+            log.debug("selftest check %s failed", name, exc_info=True)  # -v shows where
         else:
             print(f"ok   {name}: {detail}", file=out)
     print("selftest passed" if not failed else f"selftest FAILED: {failed} check(s)", file=out)
@@ -66,7 +78,7 @@ def _decode() -> str:
     frame[40 : 40 + tile.shape[0], 60 : 60 + tile.shape[1]] = tile
     found = [decoded.text for decoded in make_decoder("auto").decode(frame)]
     if found != [code]:
-        raise RuntimeError(f"expected the ticket's text, got {len(found)} code(s)")
+        raise CheckFailedError(f"expected the ticket's text, got {len(found)} code(s)")
     return "auto decoder reads a generated ticket"
 
 
@@ -76,7 +88,7 @@ def _screen() -> str:
 
     image = render(ready_screen(status_line("scan", True)), (128, 64))
     if image.size != (128, 64) or image.getbbox() is None:
-        raise RuntimeError("the ready screen drew nothing")
+        raise CheckFailedError("the ready screen drew nothing")
     return "ready screen drawn at 128x64"
 
 
@@ -94,7 +106,7 @@ def _journal() -> str:
         finally:
             journal.close()
     if result != "ok":
-        raise RuntimeError(f"integrity_check said {result}")
+        raise CheckFailedError(f"integrity_check said {result}")
     return "SQLite journal written and checked"
 
 
@@ -111,7 +123,7 @@ def _scan() -> str:
             client.close()
     verdict = decide(reply, mode="scan", device="selftest", reentry="warn").verdict
     if verdict != "admitted":
-        raise RuntimeError(f"the sandbox scan gave {verdict}")
+        raise CheckFailedError(f"the sandbox scan gave {verdict}")
     return "admitted by a sandbox on 127.0.0.1"
 
 
@@ -123,6 +135,15 @@ def _config(path: Path) -> str:
     token_source(config.api).close()  # reads the token or client secret file
     state = config.offline.journal.parent
     if state.exists() and not os.access(state, os.W_OK):
-        raise RuntimeError(f"{state} is not writable")
+        raise CheckFailedError(f"{state} is not writable")
     open_journal(config).close()
     return f"{path} and its secret read, journal at {config.offline.journal} usable"
+
+
+def _api(path: Path) -> str:
+    from device.probe import probe_api  # noqa: PLC0415
+
+    result = probe_api(load_config(path).api)
+    if not result.ok:
+        raise CheckFailedError(f"{result.outcome.replace('_', ' ')}: {result.detail}")
+    return result.detail
