@@ -69,7 +69,10 @@ def test_already_scanned_says_when_and_where() -> None:
     first = ScanRecord("gate-2", datetime(2026, 1, 5, 10, 32, tzinfo=UTC))
     decision = Decision(Verdict.ALREADY_SCANNED, admits=False, ticket=SLOT, first_scan=first)
     screen = screen_for(decision, "SCAN  online", UTC)
-    assert (screen.title, screen.lines) == ("ALREADY SCANNED", ("05 Jan 10:32 - gate-2",))
+    assert (screen.title, screen.lines) == (
+        "ALREADY SCANNED",
+        ("first scan 05 Jan", "10:32, gate-2"),
+    )
 
 
 def test_a_door_pulses_the_relay_only_for_admitted_guests() -> None:

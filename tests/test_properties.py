@@ -496,6 +496,7 @@ problems = st.fixed_dictionaries(
     {},
     optional={
         "code": problem_codes | leaf,
+        "status": st.sampled_from([400, 404, 409, 422]) | leaf,  # AnyRoad echoes its status
         "detail": leaf,
         "request_id": leaf,
         "time_slot": slots | leaf,
@@ -551,15 +552,23 @@ def _verdicts_for(status: int, body: bytes) -> set[Verdict]:
         return {Verdict.ADMITTED, Verdict.ALREADY_SCANNED, Verdict.VALID, Verdict.SERVER_ERROR}
     if status < 400 or status >= 500 or status in (408, 429):
         return {Verdict.SERVER_ERROR}
-    try:
-        is_object = isinstance(json.loads(body), dict)
-    except (ValueError, RecursionError):
-        is_object = False
-    if not is_object:
-        # A 401 without a JSON body: the table names both rows; either is one clear verdict.
-        return {Verdict.SERVER_ERROR, Verdict.UNAUTHORIZED}
     if status in (401, 403):
         return {Verdict.UNAUTHORIZED}
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = None
+    is_problem = (
+        isinstance(parsed, dict)
+        and isinstance(parsed.get("code"), str)
+        and parsed["code"] != ""
+        and type(parsed.get("status")) is int
+        and parsed["status"] == status
+        and status not in (404, 405)
+    )
+    if not is_problem:
+        # Not AnyRoad's problem body: the URL is not the API's, never a refused ticket.
+        return {Verdict.SETUP_ERROR}
     return {Verdict.CANCELED, Verdict.TOO_EARLY, Verdict.TOO_LATE, Verdict.INVALID}
 
 
