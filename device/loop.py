@@ -165,8 +165,8 @@ class ScanLoop:
                 "event": "stopped",
                 "frames": self.frames_decoded,
                 "dropped": self.source.dropped,
-                # Unreadable files: only a folder of images has them (hal.files).
-                "skipped": getattr(self.source, "skipped", 0),
+                # A folder of images counts the files it could not read (hal.files); 0 left out.
+                **({"skipped": n} if (n := getattr(self.source, "skipped", 0)) else {}),
             }
         )
 

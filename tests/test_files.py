@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -252,6 +253,7 @@ def test_an_empty_folder_is_named(tmp_path: Path) -> None:
 def test_unreadable_images_are_skipped_counted_and_logged_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="hal.files")  # whatever an earlier test left
     write_gray(tmp_path / "frame0.png", 0)
     (tmp_path / "frame1.png").write_bytes(b"not a png")
     write_gray(tmp_path / "frame2.png", 20)
