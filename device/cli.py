@@ -3,23 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import sys
+import textwrap
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from device.config import ConfigError, load_config
+from device import exitcodes
+from device.config import Config, ConfigError, load_config
 from device.decode import DECODER_NAMES
 from device.identity import NoDeviceIdError
 from device.version import VERSION
 
+if TYPE_CHECKING:
+    from device.app import Running
+
+DESCRIPTION = "ticket-scanner: the scanner and its field tools."
 DEFAULT_CONFIG = Path("/etc/ticket-scanner/config.toml")
+CONFIG_HELP = "config file (TOML; default: %(default)s)"
+DECODE_EPILOG = """\
+Codes are printed as decoded; control characters are shown escaped (\\x1b).
+
+exit codes:
+  0  every image was read (with or without a code in it)
+  1  an image could not be read: no such file, is a folder, not an image,
+     truncated or damaged image (one line each on stderr)
+  2  usage error"""
+SANDBOX_EPILOG = """\
+exit codes:
+  0    stopped by Ctrl-C (or SIGTERM); --codes, --frames: written
+  2    the port is in use, the address is not this machine's,
+       or the --frames folder is not empty
+  130  interrupted before it was serving"""
 # A still image is nobody waiting at a gate: let ``auto`` try everything it has.
 STILL_IMAGE_BUDGET_S = 2.0
 log = logging.getLogger("ticket_scanner")
@@ -37,47 +60,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except ConfigError as error:
         print(f"ticket-scanner: config error: {error}", file=sys.stderr)
-        return 2
+        return exitcodes.USAGE
     except NoDeviceIdError as error:  # device-id without a config
         print(f"ticket-scanner: {error}", file=sys.stderr)
-        return 2
+        return exitcodes.USAGE
     except KeyboardInterrupt:
-        return 130
+        return exitcodes.INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ticket-scanner", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="ticket-scanner",
+        description=DESCRIPTION,
+        epilog=exitcodes.EPILOG,
+        formatter_class=_HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"ticket-scanner {VERSION}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, handler: object, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+    def command(
+        name: str, handler: object, help_text: str, epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=epilog,
+            formatter_class=_HelpFormatter,
+        )
         sub.set_defaults(handler=handler)
         return sub
 
     run = command("run", _run, "run the scan loop")
-    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (TOML)")
+    run.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE", help=CONFIG_HELP
+    )
     demo = command("demo", _demo, "the whole product against the sandbox, in the terminal")
     demo.add_argument("--events", type=Path, help="also write the events (JSON lines) here")
     demo.add_argument("--screens", action="store_true", help="also draw the OLED for each verdict")
-    decode = command("decode", _decode, "decode QR codes in image files")
-    decode.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    decode = command("decode", _decode, "decode QR codes in image files", DECODE_EPILOG)
+    decode.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
     decode.add_argument("--json", action="store_true", help="one JSON object per image")
-    decode.add_argument("--decoder", choices=DECODER_NAMES, default="auto")
+    decode.add_argument(
+        "--decoder", choices=DECODER_NAMES, default="auto", help="decoder (default: %(default)s)"
+    )
     command("device-id", _device_id, "print the device id sent with every scan").add_argument(
         "--config", type=Path, help="config file whose [device] id overrides the serial"
     )
-    sandbox = command("sandbox", _sandbox, "run the sandbox AnyRoad server alone")
-    sandbox.add_argument("--port", type=int, default=8080)
-    sandbox.add_argument("--host", default="127.0.0.1")
+    _add_sandbox(
+        command("sandbox", _sandbox, "run the sandbox AnyRoad server alone", SANDBOX_EPILOG)
+    )
     for name, help_text in (("scan", "check a guest in"), ("verify", "check without checking in")):
-        one = command(name, _one_request, f"{help_text}: one request, print the verdict")
-        one.add_argument("qr_code", metavar="QR")
-        one.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+        summary = f"{help_text}: one request, print the verdict"
+        one = command(name, _one_request, summary, exitcodes.VERDICT_EPILOG)
+        one.add_argument("qr_code", metavar="QR", help="the ticket's QR code text, whole")
+        one.add_argument(
+            "--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE", help=CONFIG_HELP
+        )
         one.set_defaults(mode=name)
     sync = command("sync", _sync, "deliver the scans accepted offline, once; 0 when none is left")
-    sync.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (TOML)")
+    sync.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE", help=CONFIG_HELP
+    )
     selftest = command("selftest", _selftest, "check this installation can scan (no hardware)")
     selftest.add_argument("--config", type=Path, help="also check this config and its secret")
     from device.update import options as update  # noqa: PLC0415 - argparse only, no tuf
@@ -92,8 +137,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Epilog tables kept as written; a path in an option's help never split at its hyphen."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+def _add_sandbox(sandbox: argparse.ArgumentParser) -> None:
+    sandbox.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    what = sandbox.add_mutually_exclusive_group()
+    what.add_argument(
+        "--codes", action="store_true", help="print every demo ticket's whole QR code, then exit"
+    )
+    what.add_argument(
+        "--frames",
+        type=Path,
+        metavar="DIR",
+        help="write a camera folder (one PNG per demo ticket) for [camera] source, then exit",
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
-    from device.app import ConsolePrinter, build  # noqa: PLC0415 - keep --help fast
+    from device.app import ConsolePrinter  # noqa: PLC0415 - keep --help fast
 
     config = load_config(args.config)
     stop = threading.Event()
@@ -101,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     sim = config.hardware.backend == "sim"
     observers = [ConsolePrinter(sys.stdout, draw_screen=True)] if sim else []
-    with build(config, observers=observers) as running:
+    with _built(config, observers) as running:
         log.info(
             "scanning device=%s mode=%s profile=%s source=%s",
             running.loop.settings.device_id,
@@ -112,11 +179,26 @@ def _run(args: argparse.Namespace) -> int:
         with running.syncing():
             running.loop.run(stop)
         log.info(
-            "stopped frames_decoded=%d dropped=%d",
+            "stopped frames_decoded=%d dropped=%d skipped=%d",
             running.loop.frames_decoded,
             running.source.dropped,
+            getattr(running.source, "skipped", 0),  # only a folder of images skips files
         )
     return 0
+
+
+@contextlib.contextmanager
+def _built(config: Config, observers: list[Any]) -> Iterator[Running]:
+    """app.build, with an unplayable images: folder reported as the config key it came from."""
+    from device.app import build  # noqa: PLC0415
+    from hal.files import ImageFolderError  # noqa: PLC0415
+
+    with contextlib.ExitStack() as stack:
+        try:  # start-up only: errors from the running loop are not the config's
+            running = stack.enter_context(build(config, observers=observers))
+        except ImageFolderError as error:
+            raise ConfigError(f"{config.path}: [camera] source: {error}") from None
+        yield running
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -145,24 +227,31 @@ def _selftest(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from device.demo import run_demo  # noqa: PLC0415
+    from device.events import EventLog, EventsError  # noqa: PLC0415
 
     if not args.verbose:  # one printed line per verdict; -v shows the field log beside it
         logging.getLogger().setLevel(logging.ERROR)  # 4xx and offline warnings are the show
-    return run_demo(sys.stdout, events=args.events, screens=args.screens)
+    try:
+        if args.events:  # before the show starts, not as a config error of the demo's own
+            EventLog.open(args.events).close()
+        return run_demo(sys.stdout, events=args.events, screens=args.screens)
+    except EventsError as error:
+        print(f"ticket-scanner: demo: --events {error}", file=sys.stderr)
+        return exitcodes.USAGE
 
 
 def _decode(args: argparse.Namespace) -> int:
     from device.decode import make_decoder  # noqa: PLC0415
-    from device.tickets import log_safe  # noqa: PLC0415
+    from device.tickets import terminal_safe  # noqa: PLC0415
 
     decoder = make_decoder(args.decoder, budget_s=STILL_IMAGE_BUDGET_S)
     failed = False
     for path in args.images:
+        shown = terminal_safe(str(path))
         try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("L"))
-        except (OSError, UnidentifiedImageError):
-            print(f"{log_safe(str(path), 200)}: cannot read image", file=sys.stderr)
+            pixels = _gray_image(path)
+        except _UnreadableImageError as error:
+            print(f"{shown}: {error}", file=sys.stderr)
             failed = True
             continue
         codes = decoder.decode(pixels)
@@ -172,9 +261,33 @@ def _decode(args: argparse.Namespace) -> int:
             ]
             print(json.dumps({"file": str(path), "codes": found}, ensure_ascii=True))
         else:
-            texts = ", ".join(log_safe(code.text, 200) for code in codes) or "(no code)"
-            print(f"{log_safe(str(path), 200)}: {texts}")
-    return 1 if failed else 0
+            # As decoded (a code's backslash is one backslash), but no terminal escapes.
+            texts = ", ".join(terminal_safe(code.text) for code in codes) or "(no code)"
+            print(f"{shown}: {texts}")
+    return exitcodes.REFUSED if failed else exitcodes.OK
+
+
+class _UnreadableImageError(Exception):
+    """Why an image file gave no pixels, in the words decode prints."""
+
+
+def _gray_image(path: Path) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """The file's pixels as 8-bit gray, or _UnreadableImageError saying what is wrong."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"), dtype=np.uint8)
+    except FileNotFoundError:
+        why = "no such file"
+    except IsADirectoryError:
+        why = "is a folder"
+    except PermissionError:
+        why = "permission denied"
+    except UnidentifiedImageError:  # before OSError: it is one
+        why = "not an image"
+    # OSError: "image file is truncated"; SyntaxError: a damaged PNG chunk; ValueError: odd modes
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        why = "truncated or damaged image"
+    raise _UnreadableImageError(why)
 
 
 def _device_id(args: argparse.Namespace) -> int:
@@ -186,10 +299,20 @@ def _device_id(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from device.sandbox import DEMO_TOKEN, serve  # noqa: PLC0415
+    from device import sandbox  # noqa: PLC0415
 
-    serve(args.host, args.port, DEMO_TOKEN, sys.stdout)
-    return 0
+    try:
+        if args.codes:
+            sandbox.write_codes(sys.stdout)
+        elif args.frames:
+            for path in sandbox.write_frames(args.frames):
+                print(path)
+        else:
+            sandbox.serve(args.host, args.port, sandbox.DEMO_TOKEN, sys.stdout)
+    except sandbox.SandboxError as error:
+        print(f"ticket-scanner: sandbox: {error}", file=sys.stderr)
+        return exitcodes.USAGE
+    return exitcodes.OK
 
 
 def _one_request(args: argparse.Namespace) -> int:
@@ -216,7 +339,7 @@ def _one_request(args: argparse.Namespace) -> int:
         f"  ticket={describe_code(args.qr_code)} status={reply.status or '-'} "
         f"code={log_safe(reply.code, 40) or '-'} request_id={log_safe(reply.request_id, 40) or '-'}"
     )
-    return 0
+    return exitcodes.for_verdict(decision.verdict, admits=decision.admits)
 
 
 def _screens(args: argparse.Namespace) -> int:
@@ -226,7 +349,7 @@ def _screens(args: argparse.Namespace) -> int:
         written = [write_sheet(args.sheet)] if args.sheet else write_gallery(args.out)
     except GalleryError as error:
         print(f"ticket-scanner: screens: {error}", file=sys.stderr)
-        return 2
+        return exitcodes.USAGE
     for path in written:
         print(path)
     return 0
