@@ -22,6 +22,7 @@ from bench import (
     configure_logging,
     decode_cost,
     degraded,
+    first_feedback,
     latency,
     memory,
     read_rates,
@@ -103,6 +104,9 @@ def _measure(results: Results, photos: list[Photo], samples: Path, size: Size) -
     )
     results.read_rates = part.run("read_rates", lambda: read_rates.measure(photos))
     results.degraded = part.run("degraded", lambda: degraded.measure(photos))
+    results.first_feedback = part.run(
+        "first_feedback", lambda: first_feedback.measure(photos, guests=size.slow_guests)
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="ticket-scanner-bench-") as folder:
             work = Path(folder)

@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.decode_cost import DecodeCost
 from bench.degraded import DegradedReads
+from bench.first_feedback import FirstFeedback
 from bench.latency import Latency
 from bench.machine import Machine
 from bench.memory import Memory
@@ -27,6 +28,7 @@ class Results:
     read_rates: ReadRates | None = None
     degraded: list[DegradedReads] | None = None
     latency: Latency | None = None
+    first_feedback: FirstFeedback | None = None
     startup: Startup | None = None
     memory: Memory | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each part

@@ -10,6 +10,7 @@ class Size:
     decode_repetitions: int  # passes over every frame per contender
     decode_qr_photos: int | None  # None: every code photo
     guests: int  # latency: one verdict each
+    slow_guests: int  # first feedback: guests per network delay
     startup_runs: int
     startup_frames: int
     memory_frames: int
@@ -19,6 +20,7 @@ FULL = Size(
     decode_repetitions=3,
     decode_qr_photos=None,
     guests=130,
+    slow_guests=10,
     startup_runs=3,
     startup_frames=300,
     memory_frames=10_000,
@@ -30,6 +32,7 @@ QUICK = Size(
     decode_repetitions=1,
     decode_qr_photos=30,
     guests=20,
+    slow_guests=3,
     startup_runs=1,
     startup_frames=90,
     memory_frames=10_000,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bench.decode_cost import CONTENDERS, KINDS, SIZES, DecodeCost
 from bench.degraded import DegradedReads
+from bench.first_feedback import FirstFeedback
 from bench.latency import Latency
 from bench.memory import Memory
 from bench.read_rates import ReadRates
@@ -28,6 +29,7 @@ def render(results: Results, targets: Sequence[Target]) -> str:
         "read_rates": _read_rates(r.read_rates) if r.read_rates else None,
         "degraded": _degraded(r.degraded) if r.degraded else None,
         "latency": _latency(r.latency) if r.latency else None,
+        "first_feedback": _first_feedback(r.first_feedback) if r.first_feedback else None,
         "startup": _startup(r.startup) if r.startup else None,
         "memory": _memory(r.memory) if r.memory else None,
     }
@@ -119,6 +121,22 @@ def _latency(latency: Latency) -> list[str]:
         f"{latency.frames_dropped} dropped, in {latency.seconds:.1f} s",
         f"  verdicts: {counts}",
     ]
+
+
+def _first_feedback(feedback: FirstFeedback) -> list[str]:
+    lines = [
+        "3b. Decode -> first feedback (CHECKING or the verdict) while every answer is delayed "
+        f"(sandbox fault 'slow', {feedback.guests_per_delay} guests per delay), ms",
+        f"  {'delay':>7} {'first median':>13} {'first p95':>10} {'verdict median':>15} "
+        f"{'CHECKING shown':>15}",
+    ]
+    for row in feedback.rows:
+        lines.append(
+            f"  {row.delay_s * 1000:>5.0f}ms {row.first_feedback.median_ms:>13.1f} "
+            f"{row.first_feedback.p95_ms:>10.1f} {row.verdict.median_ms:>15.1f} "
+            f"{row.checking_shown:>9} of {row.first_feedback.n}"
+        )
+    return lines
 
 
 def _startup(startup: Startup) -> list[str]:

@@ -50,6 +50,8 @@ class Report:
     latency_ms: float  # capture to verdict feedback
     attempt: int | None = None  # the journal row
     first_feedback_ms: float = 0.0  # decode to the first thing shown: CHECKING or the verdict
+    verdict_ms: float = 0.0  # decode to the verdict
+    checking_shown: bool = False  # CHECKING came first: AnyRoad took over CHECKING_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -240,9 +242,19 @@ class ScanLoop:
         self.player.play(cues, started)
         self._trigger_state.disarm()
         latency_ms = (started - frame.captured_at) * 1000
-        first_feedback_ms = ((checking_at or started) - decoded_at) * 1000
+        verdict_ms = (started - decoded_at) * 1000
+        first_feedback_ms = verdict_ms if checking_at is None else (checking_at - decoded_at) * 1000
         report = Report(
-            code, mode, decision, reply, screen, latency_ms, outcome.attempt, first_feedback_ms
+            code,
+            mode,
+            decision,
+            reply,
+            screen,
+            latency_ms,
+            outcome.attempt,
+            first_feedback_ms=first_feedback_ms,
+            verdict_ms=verdict_ms,
+            checking_shown=checking_at is not None,
         )
         self._publish(report)
 

@@ -386,6 +386,8 @@ def test_a_slow_answer_shows_checking_150_ms_after_the_decode_then_the_verdict(
     assert checking["after_ms"] == pytest.approx(150, abs=1)
     (report,) = reports
     assert report.first_feedback_ms == pytest.approx(150, abs=1)
+    assert report.verdict_ms == pytest.approx(2000, abs=1)
+    assert report.checking_shown
     tones = [event["hz"] for event in events if event["event"] == "buzzer"]
     assert tones[:3] == [2400, None, 880]  # one short tick, silence, then the verdict's chirp
 
@@ -398,6 +400,8 @@ def test_a_fast_answer_never_flashes_checking(
     assert "CHECKING" not in displays(events)
     assert not [event for event in events if event["event"] == "checking"]
     assert reports[0].first_feedback_ms == pytest.approx(120, abs=1)
+    assert reports[0].verdict_ms == reports[0].first_feedback_ms
+    assert not reports[0].checking_shown
 
 
 def test_a_code_still_in_view_after_a_slow_answer_is_not_scanned_again(
