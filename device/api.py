@@ -213,22 +213,26 @@ def _classify(status: int, body: dict[str, Any] | None, code: str, common: dict[
         return Reply("unauthorized", code=code or f"http_{status}", detail=detail, **common)
     transient = status in (408, 429) or status >= 500 or status < 200
     if 400 <= status < 500 and not transient and not _is_problem(body, status):
-        # Only AnyRoad's own problem body is about the ticket; anything else here is a
-        # misconfigured base_url (a wrong prefix, another service), never NOT VALID.
-        why = "wrong_url" if status in _WRONG_URL or body is None else "not_anyroad"
-        return Reply("setup_error", code=why, detail=f"HTTP {status}", **common)
+        return _not_anyroad(status, body, common)
     if body is None:
         return Reply("server_error", code="not_json", detail=f"HTTP {status}", **common)
     detail = _text(body.get("detail"))
     if 200 <= status < 300:
         ticket = _ticket(body)
-        if ticket is None:
-            return Reply("server_error", code="unexpected_shape", detail="no ticket", **common)
-        return Reply("ticket", ticket=ticket, **common)
+        kind: ReplyKind = "ticket" if ticket is not None else "server_error"
+        shape = {} if ticket is not None else {"code": "unexpected_shape", "detail": "no ticket"}
+        return Reply(kind, ticket=ticket, **shape, **common)
     if transient or status < 400:
         return Reply("server_error", code=code or f"http_{status}", detail=detail, **common)
     ticket = _parse_ticket(body) if code.startswith("booking_") else None
     return Reply("problem", code=code, ticket=ticket, detail=detail, **common)
+
+
+def _not_anyroad(status: int, body: dict[str, Any] | None, common: dict[str, Any]) -> Reply:
+    """Only AnyRoad's own problem body is about the ticket; any other 4xx means a
+    misconfigured base_url (a wrong prefix, another service), never NOT VALID."""
+    why = "wrong_url" if status in _WRONG_URL or body is None else "not_anyroad"
+    return Reply("setup_error", code=why, detail=f"HTTP {status}", **common)
 
 
 def _is_problem(body: dict[str, Any] | None, status: int) -> bool:
