@@ -214,18 +214,26 @@ def _classify(status: int, body: dict[str, Any] | None, code: str, common: dict[
     transient = status in (408, 429) or status >= 500 or status < 200
     if 400 <= status < 500 and not transient and not _is_problem(body, status):
         return _not_anyroad(status, body, common)
-    if body is None:
-        return Reply("server_error", code="not_json", detail=f"HTTP {status}", **common)
+    if body is None or transient or 300 <= status < 400:
+        return _server_error(status, body, code, common)
     detail = _text(body.get("detail"))
     if 200 <= status < 300:
         ticket = _ticket(body)
-        kind: ReplyKind = "ticket" if ticket is not None else "server_error"
-        shape = {} if ticket is not None else {"code": "unexpected_shape", "detail": "no ticket"}
-        return Reply(kind, ticket=ticket, **shape, **common)
-    if transient or status < 400:
-        return Reply("server_error", code=code or f"http_{status}", detail=detail, **common)
+        if ticket is not None:
+            return Reply("ticket", ticket=ticket, **common)
+        return Reply("server_error", code="unexpected_shape", detail="no ticket", **common)
     ticket = _parse_ticket(body) if code.startswith("booking_") else None
     return Reply("problem", code=code, ticket=ticket, detail=detail, **common)
+
+
+def _server_error(
+    status: int, body: dict[str, Any] | None, code: str, common: dict[str, Any]
+) -> Reply:
+    """No usable answer: not JSON, a 5xx, a 408/429, a redirect."""
+    if body is None:
+        return Reply("server_error", code="not_json", detail=f"HTTP {status}", **common)
+    detail = _text(body.get("detail"))
+    return Reply("server_error", code=code or f"http_{status}", detail=detail, **common)
 
 
 def _not_anyroad(status: int, body: dict[str, Any] | None, common: dict[str, Any]) -> Reply:
