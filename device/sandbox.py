@@ -308,6 +308,7 @@ class _State:
         self, token: str, prefix: str, now: Callable[[], datetime], issuer: _Issuer
     ) -> None:
         self.token, self.prefix, self.now, self.issuer = token, prefix, now, issuer
+        self.on_request: Callable[[SeenRequest], None] | None = None
         self._lock = threading.Lock()
         self._tickets = self._catalog()
         self._faults: dict[Endpoint, deque[tuple[Fault, float]]] = {
@@ -339,6 +340,8 @@ class _State:
     def record(self, request: SeenRequest) -> None:
         with self._lock:
             self._seen.append(request)
+        if self.on_request is not None:
+            self.on_request(request)  # before the answer: tests look at the client's state
 
     def seen(self) -> list[SeenRequest]:
         with self._lock:
@@ -740,6 +743,10 @@ class SandboxServer:
             self._httpd.shutdown()
             self._thread.join()
         self._httpd.server_close()
+
+    def on_request(self, hook: Callable[[SeenRequest], None] | None) -> None:
+        """Call ``hook`` with each request as it arrives, before it is answered."""
+        self._state.on_request = hook
 
     def inject(
         self,

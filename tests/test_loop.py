@@ -1,7 +1,9 @@
 """The loop end to end: images: source + sim backend + sandbox server over real HTTP."""
 
+import contextlib
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +23,7 @@ from device.config import (
     ScanConfig,
 )
 from device.loop import LONG_PRESS_S, Report, TriggerTracker
-from device.sandbox import DEMO_TOKEN, Fault, SandboxServer
+from device.sandbox import DEMO_TOKEN, Fault, SandboxServer, SeenRequest
 from hal.sim import SimTrigger
 from tests.fakes import FakeClock, NetworkDelay, prove
 from tests.frames import Shot, write_frames
@@ -440,3 +442,33 @@ def test_a_wrong_path_prefix_shows_setup_error_to_every_guest_and_logs_it_once(
     assert len(alarms) == 1
     assert "check [api] base_url" in alarms[0].getMessage()
     assert "HTTP 404" in alarms[0].getMessage()
+
+
+# --- the journal comes first ------------------------------------------------------------
+
+
+def test_the_attempt_is_on_disk_before_the_request_reaches_anyroad(
+    tmp_path: Path, sandbox: SandboxServer, codes: dict[str, str]
+) -> None:
+    journal = tmp_path / "journal.db"
+    found: list[tuple[object, ...] | None] = []
+
+    def the_journal_when_the_request_arrives(request: SeenRequest) -> None:
+        code = request.json()["qr_code"]
+        with contextlib.closing(sqlite3.connect(journal)) as reader:  # another process's view
+            found.append(
+                reader.execute(
+                    "SELECT a.mode, a.verdict, COUNT(u.id) FROM attempts a "
+                    "LEFT JOIN unanswered u ON u.attempt_id = a.id WHERE a.qr_code = ? "
+                    "GROUP BY a.id",
+                    (code,),
+                ).fetchone()
+            )
+
+    sandbox.on_request(the_journal_when_the_request_arrives)
+    shots = [(codes["admitted"], 2), (None, 10), (codes["admitted_2"], 2), (None, 10)]
+    _, events = play(tmp_path, sandbox, shots)
+    assert verdicts(events) == ["admitted", "admitted"]
+    # Each attempt, untold yet, with its request noted as in flight: a power cut now loses
+    # nothing, and a scan recorded at AnyRoad without an answer is known to be ours.
+    assert found == [("scan", None, 1), ("scan", None, 1)]
