@@ -90,6 +90,10 @@ class ReplayCamera:
     def dropped(self) -> int:
         return self._slot.dropped
 
+    @property
+    def skipped(self) -> int:
+        return 0  # every frame it delivers was readable
+
     def close(self) -> None:
         self._stop.set()
         self._taken.set()

@@ -260,6 +260,10 @@ class SceneCamera:
     def dropped(self) -> int:
         return self._dropped
 
+    @property
+    def skipped(self) -> int:
+        return 0  # every frame it delivers was readable
+
     def close(self) -> None:
         """Nothing to release."""
 

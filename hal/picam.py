@@ -276,6 +276,10 @@ class Picamera2Source:
         """Frames captured but replaced by a newer one before the loop asked."""
         return self._slot.dropped
 
+    @property
+    def skipped(self) -> int:
+        return 0  # every frame it delivers was readable
+
     def close(self) -> None:
         """Stop the capture thread, then the camera."""
         if self._closed:

@@ -58,6 +58,11 @@ class FrameSource(Protocol):
         """Frames that arrived but were superseded before the loop asked for them."""
         ...
 
+    @property
+    def skipped(self) -> int:
+        """Frames that could not be read at all (a damaged image file); a camera has none."""
+        ...
+
     def close(self) -> None: ...
 
 
