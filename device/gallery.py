@@ -47,6 +47,7 @@ def named_samples(now: datetime | None = None) -> dict[str, Screen]:
     online = status_line("scan", True)
     # Offline with scans waiting and one disputed: what staff must still see on a short panel.
     offline = status_line("scan", False, queued=3, conflicts=1)
+    never_online = status_line("scan", False, proven=False)
     screens = {
         "ready": ready_screen(online),
         "ready_trigger": ready_screen(offline, armed=False),
@@ -59,6 +60,8 @@ def named_samples(now: datetime | None = None) -> dict[str, Screen]:
         )
         connected = verdict not in (Verdict.UNREACHABLE, Verdict.ACCEPTED_OFFLINE)
         status = status_line("verify", True) if verdict is Verdict.VALID else online
+        if verdict in (Verdict.UNAUTHORIZED, Verdict.SETUP_ERROR):
+            status = never_online  # as a scanner set up wrong shows it: it never got through
         screens[verdict.value] = screen_for(
             decision, status if connected else offline, UTC, now=now
         )
