@@ -28,6 +28,7 @@ from device.screens import render, terminal_art
 from device.sync import Round, SyncWorker
 from device.tickets import describe_code
 from hal.factory import Outputs, open_outputs, open_source
+from hal.files import ImageFolderError
 from hal.ports import FrameSource, Trigger
 
 SYNC_STOP_TIMEOUT_S = 5.0
@@ -120,7 +121,7 @@ def build(
         outputs = open_outputs(config.hardware, config.device.profile, emit, clock=clock)
         stack.callback(outputs.close)
         outputs.trigger = trigger or outputs.trigger
-        source = source or open_source(config.camera, clock)
+        source = source or _open_camera(config, clock)
         stack.callback(source.close)
         door = config.device.profile == "door"
         settings = LoopSettings(
@@ -181,6 +182,14 @@ def build(
             observers=observers,
         )
         yield Running(loop, source, outputs, client, journal, sync)
+
+
+def _open_camera(config: Config, clock: Callable[[], float]) -> FrameSource:
+    """The configured frame source; an images: folder that cannot play names its key."""
+    try:
+        return open_source(config.camera, clock)
+    except ImageFolderError as error:
+        raise ConfigError(f"{config.path}: [camera] source: {error}") from None
 
 
 def configured_device_id(config: Config) -> str:

@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from device import exitcodes
-from device.config import Config, ConfigError, load_config
+from device.config import ConfigError, load_config
 from device.decode import DECODER_NAMES
 from device.identity import NoDeviceIdError
 from device.version import VERSION
-
-if TYPE_CHECKING:
-    from device.app import Running
 
 DESCRIPTION = "ticket-scanner: the scanner and its field tools."
 DEFAULT_CONFIG = Path("/etc/ticket-scanner/config.toml")
@@ -160,7 +156,7 @@ def _add_sandbox(sandbox: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from device.app import ConsolePrinter  # noqa: PLC0415 - keep --help fast
+    from device.app import ConsolePrinter, build  # noqa: PLC0415 - keep --help fast
 
     config = load_config(args.config)
     stop = threading.Event()
@@ -168,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     sim = config.hardware.backend == "sim"
     observers = [ConsolePrinter(sys.stdout, draw_screen=True)] if sim else []
-    with _built(config, observers) as running:
+    with build(config, observers=observers) as running:
         log.info(
             "scanning device=%s mode=%s profile=%s source=%s",
             running.loop.settings.device_id,
@@ -182,23 +178,9 @@ def _run(args: argparse.Namespace) -> int:
             "stopped frames_decoded=%d dropped=%d skipped=%d",
             running.loop.frames_decoded,
             running.source.dropped,
-            getattr(running.source, "skipped", 0),  # only a folder of images skips files
+            running.source.skipped,
         )
     return 0
-
-
-@contextlib.contextmanager
-def _built(config: Config, observers: list[Any]) -> Iterator[Running]:
-    """app.build, with an unplayable images: folder reported as the config key it came from."""
-    from device.app import build  # noqa: PLC0415
-    from hal.files import ImageFolderError  # noqa: PLC0415
-
-    with contextlib.ExitStack() as stack:
-        try:  # start-up only: errors from the running loop are not the config's
-            running = stack.enter_context(build(config, observers=observers))
-        except ImageFolderError as error:
-            raise ConfigError(f"{config.path}: [camera] source: {error}") from None
-        yield running
 
 
 def _sync(args: argparse.Namespace) -> int:
