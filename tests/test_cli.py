@@ -135,15 +135,20 @@ def test_run_plays_an_images_folder_and_exits_zero(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     frames = write_frames(tmp_path / "frames", [(codes["admitted"], 2), (None, 2)])
+    lines = run_on_sim(tmp_path, sandbox.url, frames)
+    assert "admitted" in capsys.readouterr().out
+    assert [line["verdict"] for line in lines if line["event"] == "verdict"] == ["admitted"]
+
+
+def run_on_sim(tmp_path: Path, url: str, frames: Path) -> list[dict[str, Any]]:
+    """``run`` on the sim backend over ``frames``; must exit 0; its events."""
     events = tmp_path / "events.jsonl"
     extra = (
         f'[camera]\nsource = "images:{frames}"\nfps = 100\n'
         f'[hardware]\nbackend = "sim"\nevents = "{events}"\nresult_hold_s = 0.05\n'
     )
-    assert main(["run", "--config", str(config_file(tmp_path, sandbox.url, extra))]) == 0
-    assert "admitted" in capsys.readouterr().out
-    verdict = [json.loads(line) for line in events.read_text().splitlines() if '"verdict"' in line]
-    assert [event["verdict"] for event in verdict] == ["admitted"]
+    assert main(["run", "--config", str(config_file(tmp_path, url, extra))]) == 0
+    return [json.loads(line) for line in events.read_text().splitlines()]
 
 
 def test_screens_renders_every_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -250,14 +255,8 @@ def test_run_plays_on_past_a_truncated_image_and_counts_it(
     bad.unlink()  # a hard link: a copy of its own to cut short
     qr_picture(None).save(bad)
     bad.write_bytes(bad.read_bytes()[:300])
-    events = tmp_path / "events.jsonl"
-    extra = (
-        f'[camera]\nsource = "images:{frames}"\nfps = 100\n'
-        f'[hardware]\nbackend = "sim"\nevents = "{events}"\nresult_hold_s = 0.05\n'
-    )
-    assert main(["run", "--config", str(config_file(tmp_path, sandbox.url, extra))]) == 0
+    lines = run_on_sim(tmp_path, sandbox.url, frames)
     assert "admitted" in capsys.readouterr().out
-    lines = [json.loads(line) for line in events.read_text().splitlines()]
     assert [line["verdict"] for line in lines if line["event"] == "verdict"] == ["admitted"]
     (stopped,) = [line for line in lines if line["event"] == "stopped"]
     assert stopped["skipped"] == 1
