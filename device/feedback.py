@@ -54,7 +54,7 @@ LIGHTS: dict[Verdict, tuple[LedName, bool]] = {
     V.SETUP_ERROR: ("red", True),
     V.SERVER_ERROR: ("red", True),
     V.UNREACHABLE: ("amber", True),
-    V.ACCEPTED_OFFLINE: ("amber", False),
+    V.ACCEPTED_OFFLINE: ("green", False),  # the guest goes in: green, as for every admission
 }
 
 

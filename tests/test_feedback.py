@@ -146,3 +146,18 @@ def test_the_status_line_says_connection_then_disputes_then_the_queue(
     online: bool | None, queued: int, conflicts: int, line: str
 ) -> None:
     assert status_line("scan", online, queued=queued, conflicts=conflicts) == line
+
+
+@pytest.mark.parametrize("verdict", list(Verdict))
+def test_green_means_the_guest_goes_in_and_nothing_else_is_green(verdict: Verdict) -> None:
+    # Staff at a busy gate read the colour first: green for every admission (offline too),
+    # never for a refusal or a scanner problem. VALID (verify mode) admits nobody but is green:
+    # the ticket is good.
+    admits = verdict in (Verdict.ADMITTED, Verdict.ACCEPTED_OFFLINE)
+    decision = Decision(verdict, admits=admits)
+    lit = {
+        cue.name
+        for cue in cues_for(decision, Screen("x", "X"), hold_s=1, relay_pulse_s=None)
+        if isinstance(cue, LedCue) and cue.on
+    }
+    assert (lit == {"green"}) == (admits or verdict is Verdict.VALID)
