@@ -11,9 +11,10 @@
 #   never an argument of any command (not even of a shell function: those get the variable's
 #   name), never in the process list, and never printed.
 # - Testable without a Pi. Every path is prefixed with --root, and every system command
-#   (apt-get, dpkg, dpkg-query, getent, groupadd, useradd, usermod, systemctl, raspi-config) is
-#   looked up through PATH, so the tests run this script on a temporary folder with recording
-#   stubs first in PATH. The Python that builds the venv is $TICKET_SCANNER_PYTHON.
+#   (apt-get, dpkg, dpkg-query, getent, groupadd, useradd, usermod, systemctl, raspi-config,
+#   runuser) is looked up through PATH, so the tests run this script on a temporary folder
+#   with recording stubs first in PATH. The Python that builds the venv is
+#   $TICKET_SCANNER_PYTHON.
 # - The same layout the over-the-air updater (device/update/layout.py) uses and expects:
 #   /opt/ticket-scanner/releases/<version>/{manifest.json,requirements.txt,wheels/,venv/,.ready},
 #   `current` a relative symlink to releases/<version>, and /opt/ticket-scanner/.lock held
@@ -55,14 +56,14 @@ PYTHON=${TICKET_SCANNER_PYTHON:-/usr/bin/python3}
 
 # Options (see usage).
 BUNDLE="" FROM_SOURCE=0 ROOT="" TOKEN_SRC="" CLIENT_SECRET_SRC="" BASE_URL="" OTA_ROOT="" OTA_URL=""
-NO_START=0 DRY_RUN=0 FORCE=0
+NO_START=0 DRY_RUN=0 FORCE=0 NO_API_CHECK=0
 # Secrets, once read. Never printed, never passed as an argument.
 TOKEN="" CLIENT_SECRET=""
 # Texts written with write_file (which takes a variable's name).
 CONFIG_TEXT="" I2C_MODULES=""
 # What the run found or did.
 UNITS_CHANGED=0 CHANGES=0 SERVICE_GID="" RELEASE_VERSION="" RESTART_SCANNER=0 RESTART_TIMER=0 REBOOT_NEEDED=0
-NOT_STARTED_WHY=""
+NOT_STARTED_WHY="" NEEDED_SECRET="" API_CHECK_FAILED=0
 TEMP_DIRS=()
 
 usage() {
@@ -73,8 +74,8 @@ Provisions this Raspberry Pi (Raspberry Pi OS bookworm, 64-bit) as a ticket scan
 packages, the ticket-scanner system user, the app in /opt/ticket-scanner/releases/<version>,
 the /opt/ticket-scanner/current symlink, /etc/ticket-scanner/config.toml (only if absent), the
 API secret, I2C, and the systemd units (scanner and update timer), enabled and started.
-Run it again at any time: it changes only what differs, and says "nothing to change" if
-nothing does.
+Last it checks that the configured API answers (see --no-api-check). Run it again at any
+time: it changes only what differs, and says "nothing to change" if nothing does.
 
 Where the app comes from (one is required):
   --bundle FILE             a release bundle (ticket-scanner-<version>.tar.gz: manifest.json,
@@ -102,6 +103,11 @@ Other options:
                             /etc/ticket-scanner/ota-url. Without both, the update timer runs
                             but finds nothing to do.
   --no-start                enable the units but start nothing (e.g. when preparing an image)
+  --no-api-check            skip the API check at the end (an image build without network).
+                            Otherwise, with the config, its secret and the state folder in
+                            place, the installed release's "ticket-scanner selftest --config"
+                            runs as the ticket-scanner user and says whether the API answers;
+                            a failed check is a warning, not a failed install (exit 0)
   --dry-run                 print what would change, change nothing (no root needed)
   --force                   install on a system other than bookworm arm64 (unsupported)
   --root DIR                prefix every path with DIR (for tests and staging). The system
@@ -113,7 +119,7 @@ Environment:
   TICKET_SCANNER_PYTHON     the Python that builds the venv (default /usr/bin/python3)
 
 Exit status: 0 done (or nothing to change), 1 failed, 2 bad usage, 3 unsupported system
-(refused without --force).
+(refused without --force). A failed API check is a warning: the status stays 0.
 
 Examples:
   # first install; asks for the token without echoing it
@@ -176,6 +182,7 @@ parse_args() {
 			;;
 		--from-source) FROM_SOURCE=1 && shift ;;
 		--no-start) NO_START=1 && shift ;;
+		--no-api-check) NO_API_CHECK=1 && shift ;;
 		--dry-run) DRY_RUN=1 && shift ;;
 		--force) FORCE=1 && shift ;;
 		-h | --help) usage && exit 0 ;;
@@ -628,6 +635,7 @@ ensure_secrets() {
 	fi
 	local needed=$CONFIG_TOKEN_FILE option=--token-file
 	if ((CONFIG_OAUTH)); then needed=$CONFIG_SECRET_FILE option=--client-secret-file; fi
+	NEEDED_SECRET=$needed
 	if [[ ! -f $ROOT$needed ]] && ! ((DRY_RUN)); then
 		NOT_STARTED_WHY="no secret in $needed: run install.sh again with $option FILE (or - for stdin)"
 	elif [[ -f $ROOT$needed ]]; then
@@ -777,6 +785,102 @@ start_unit() {
 		die "$2 did not start; see: systemctl status $2; journalctl -b -u $2"
 }
 
+# --- The API check, last -------------------------------------------------------------------------
+
+readonly API_CHECK_TIMEOUT_S=120 # selftest's local checks, plus the probe's own timeouts
+API_CHECK_COMMAND="runuser -u $SERVICE_USER -- $INSTALL_DIR/current/venv/bin/$APP selftest --config $CONFIG_FILE"
+readonly API_CHECK_COMMAND # what an operator runs to check again (sudo first)
+
+# check_api: does the configured API answer as AnyRoad? The installed release's own
+# `selftest --config` (device/selftest.py) says, one line per check. A failed check never fails
+# the run (exit 0): the install itself is complete, the venue's network is often not up yet at
+# provisioning time, and a failed exit would stop a fleet playbook on a Pi that is fine. So a
+# failure is made loud instead: the FAIL lines, what guests will see, what to fix, and a
+# reminder after the summary line.
+check_api() {
+	local skip
+	if ((DRY_RUN)); then return 0; fi # only reports: the release may not even be built yet
+	skip=$(api_check_skipped) || true
+	if [[ -n $skip ]]; then
+		say "not checking the API: $skip"
+		return 0
+	fi
+	local output status=0
+	say "checking the API: $API_CHECK_COMMAND"
+	# As the service user, so nothing the check opens (the journal in the state folder) is
+	# created root-owned, and with the unit's UMask=0077. From /: root's working folder may be
+	# closed to that user. With --root the config's own paths (secret, journal) are still this
+	# machine's: the check is only meaningful on the Pi itself.
+	output=$(cd / && umask 077 && PYTHONNOUSERSITE=1 timeout "$API_CHECK_TIMEOUT_S" \
+		runuser -u "$SERVICE_USER" -- "$ROOT$INSTALL_DIR/current/venv/bin/$APP" selftest \
+		--config "$ROOT$CONFIG_FILE" 2>&1 </dev/null) || status=$?
+	report_api_check "$output" "$status"
+}
+
+# api_check_skipped: why the check cannot tell anything useful here (nothing if it can).
+api_check_skipped() {
+	if ((NO_API_CHECK)); then
+		echo "--no-api-check"
+	elif ! systemd_running; then
+		# An image build in a chroot: the network it sees is the build host's, not the venue's,
+		# and the state folder (made by systemd at the first start) is not there yet.
+		echo "systemd is not running here (an image build?); on the Pi, check it with: sudo $API_CHECK_COMMAND"
+	elif ((CONFIG_PLACEHOLDER)); then
+		echo "[api] base_url in $CONFIG_FILE is still the example's"
+	elif [[ ! -f $ROOT$NEEDED_SECRET ]]; then
+		echo "no secret in $NEEDED_SECRET"
+	elif [[ ! -d $ROOT$SERVICE_HOME ]]; then
+		# Only systemd makes it (StateDirectory=, owned by the service user), at the scanner's
+		# first start; the service user cannot, and the check would fail on the journal.
+		echo "$SERVICE_HOME does not exist until $SCANNER first starts; then: sudo $API_CHECK_COMMAND"
+	elif ! command -v runuser >/dev/null 2>&1; then
+		echo "runuser (util-linux) is missing; check it with: sudo -u $SERVICE_USER $INSTALL_DIR/current/venv/bin/$APP selftest --config $CONFIG_FILE"
+	fi
+}
+
+# report_api_check OUTPUT STATUS: one ok line, or every FAIL line with what it means and what
+# to fix.
+report_api_check() {
+	local output=$1 status=$2 api_line fails line
+	api_line=$(grep -m 1 '^ok   API: ' <<<"$output" || true)
+	fails=$(grep '^FAIL ' <<<"$output" || true)
+	if ((status == 0)) && [[ -n $api_line ]]; then
+		say "ok: the API answers: ${api_line#ok   API: }"
+		return 0
+	fi
+	API_CHECK_FAILED=1
+	if ((status == 0)); then
+		warn "the API was not checked: this release's selftest --config has no API check (an older release?)"
+		return 0
+	fi
+	if [[ -z $fails ]]; then
+		# Not the selftest's verdict: runuser refused, the timeout struck, the release broke.
+		local why="exit $status"
+		if ((status == 124)); then why="no answer within $API_CHECK_TIMEOUT_S s"; fi
+		fails=$(grep -v '^[[:space:]]*$' <<<"$output" | tail -n 5 || true)
+		warn "the API check did not run to the end ($why):"
+		while IFS= read -r line; do warn "  $line"; done <<<"${fails:-(no output)}"
+	else
+		warn "the API check FAILED:"
+		while IFS= read -r line; do warn "  $line"; done <<<"$fails"
+	fi
+	warn "until this is fixed, the scanner shows guests SETUP ERROR or NO CONNECTION instead of a verdict"
+	warn "to fix: $(api_fix "$fails")"
+	warn "then check again: sudo $API_CHECK_COMMAND"
+}
+
+# api_fix FAIL_LINES: what to change, for the first thing that failed.
+api_fix() {
+	case $1 in
+	*"FAIL config:"*) echo "the config or its secret, as the FAIL line says ($CONFIG_FILE, $NEEDED_SECRET)" ;;
+	*"FAIL API: wrong url:"*) echo "set [api] base_url in $CONFIG_FILE to AnyRoad's Tickets API URL, then: sudo systemctl restart $SCANNER" ;;
+	*"FAIL API: unauthorized:"*) echo "the API refuses the secret in $NEEDED_SECRET: run install.sh again with a valid --token-file - (or --client-secret-file - for OAuth)" ;;
+	*"FAIL API: unreachable:"*) echo "this Pi cannot reach the API: check its network, DNS and firewall, and [api] base_url in $CONFIG_FILE (at a venue whose network is not up yet, check again once it is)" ;;
+	*"FAIL API: server error:"*) echo "AnyRoad itself is failing: check again later, and give AnyRoad the request_id if it persists" ;;
+	*) echo "what the lines above name (see also: journalctl -u $SCANNER -b)" ;;
+	esac
+}
+
 main() {
 	parse_args "$@"
 	check_platform
@@ -801,6 +905,7 @@ main() {
 	ensure_i2c
 	ensure_units
 	ensure_services
+	check_api
 
 	if ((CHANGES == 0)); then
 		say "nothing to change: $APP $RELEASE_VERSION is installed"
@@ -810,6 +915,9 @@ main() {
 		say "done: $CHANGES change(s); $APP $RELEASE_VERSION is installed"
 	fi
 	if ((REBOOT_NEEDED)); then say "reboot to enable I2C: sudo reboot"; fi
+	if ((API_CHECK_FAILED)); then
+		warn "installed, but the API check did not pass (see above): guests see SETUP ERROR or NO CONNECTION until it is fixed"
+	fi
 	return 0
 }
 

@@ -33,7 +33,7 @@ BASH = shutil.which("bash") or "/bin/bash"
 
 STUBBED = (
     *("apt-get", "apt-cache", "dpkg", "dpkg-query", "getent", "groupadd", "useradd", "usermod"),
-    *("systemctl", "raspi-config"),
+    *("systemctl", "raspi-config", "runuser"),
 )
 # Stub calls that change the pretend system (queries like `getent` or `is-active` do not).
 MUTATING = re.compile(
@@ -77,6 +77,7 @@ class FakeSystem:
         return {
             "PATH": f"{self.stubs}:{argv_recorders()}:{os.environ['PATH']}",
             "FAKE_STATE": str(self.state),
+            "FAKE_ROOT": str(self.root),
             "FAKE_LOG": str(self.log),
             "FAKE_ARCH": self.arch,
             "ARGV_LOG": str(self.argv_log),

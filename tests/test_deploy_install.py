@@ -52,6 +52,7 @@ class FirstRun:
     result: subprocess.CompletedProcess[str]
     calls: list[str]  # what the stubs recorded, and every argv, during this run alone
     argv: str
+    every_call: list[str]  # every stub call of the run, queries too
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def installed(
         pytest.skip("install.sh chowns files to the service group: run as root")
     system = FakeSystem(tmp_path_factory.mktemp("fresh"))
     result = system.run(*fresh_args(system, bundles), stdin=TOKEN + "\n")
-    yield FirstRun(system, result, system.mutating_calls(), system.every_argv())
+    yield FirstRun(system, result, system.mutating_calls(), system.every_argv(), system.calls())
 
 
 def fresh_args(system: FakeSystem, bundles: dict[str, Path]) -> tuple[str | Path, ...]:
@@ -189,6 +190,151 @@ def test_secrets_never_reach_argv_logs_or_output(
     assert re.search(r"^-c %a %u %g -- \S+/etc/ticket-scanner/token$", installed.argv, re.M)
     for text in (installed.argv, installed.result.stdout, installed.result.stderr):
         assert TOKEN not in text
+
+
+# --- The API check at the end --------------------------------------------------------------------
+
+SELFTEST_CHECK = (
+    "runuser -u ticket-scanner -- {root}/opt/ticket-scanner/current/venv/bin/ticket-scanner"
+    " selftest --config {root}/etc/ticket-scanner/config.toml"
+)
+
+
+def api_checks(system: FakeSystem) -> list[str]:
+    return [call for call in system.calls() if call.startswith("runuser")]
+
+
+@needs_root
+def test_the_api_is_checked_last_as_the_service_user_with_the_installed_release(
+    installed: FirstRun,
+) -> None:
+    system, calls = installed.system, installed.every_call
+    check = SELFTEST_CHECK.format(root=system.root)
+    assert [c for c in calls if c.startswith("runuser")] == [check]
+    # After the scanner started (systemd made its state folder, owned by the service user).
+    assert calls.index("systemctl start ticket-scanner.service") < calls.index(check)
+    state = system.root / "var/lib/ticket-scanner"
+    assert (mode(state), state.stat().st_uid) == (0o700, system.gid("ticket-scanner"))
+    # current is the release just built; it ran with the unit's UMask=0077, from /.
+    assert os.readlink(system.root / "opt/ticket-scanner/current") == "releases/1.2.0"
+    assert set((system.state / "runuser").read_text().splitlines()) == {"umask=0077 cwd=/"}
+    out = installed.result.stdout.splitlines()
+    success = (
+        "install.sh: ok: the API answers: AnyRoad answered at "
+        f"{BASE_URL} (HTTP 400, request_id fake-probe-1)"
+    )
+    assert out[-2] == success  # then the summary line, last as always
+    assert out[-1].startswith("install.sh: done: ")
+    assert "the API" not in installed.result.stderr
+
+
+FAILED_CHECKS = {
+    "unreachable": (
+        1,
+        f"FAIL API: unreachable: {BASE_URL}: the name lookup failed",
+        "this Pi cannot reach the API: check its network, DNS and firewall",
+    ),
+    "wrong url": (
+        1,
+        f"FAIL API: wrong url: {BASE_URL} answered HTTP 404, not as AnyRoad's Tickets API:"
+        " check base_url",
+        "set [api] base_url in /etc/ticket-scanner/config.toml to AnyRoad's Tickets API URL",
+    ),
+    "unauthorized": (
+        1,
+        f"FAIL API: unauthorized: {BASE_URL} refused the credential (HTTP 401, invalid_token)",
+        "the API refuses the secret in /etc/ticket-scanner/token: run install.sh again",
+    ),
+    "not a selftest answer": (
+        2,
+        "fake ticket-scanner: unsupported arguments ['selftest', '--config', 'x']",
+        "what the lines above name",
+    ),
+}
+
+
+@needs_root
+@pytest.mark.parametrize("outcome", FAILED_CHECKS)
+def test_a_failed_api_check_is_loud_but_the_install_succeeds(
+    installed: FirstRun, bundles: dict[str, Path], outcome: str
+) -> None:
+    """The venue's network may not be up while a Pi is provisioned: warn, exit 0."""
+    system = installed.system
+    status, line, fix = FAILED_CHECKS[outcome]
+    answer = system.state / "selftest"
+    if status == 1:  # the selftest's verdict: some checks passed, one failed
+        ok = "ok   decode: auto decoder reads a generated ticket"
+        answer.write_text(f"1\nticket-scanner 1.2.0 selftest\n{ok}\n{line}\nselftest FAILED: 1\n")
+    else:  # a release whose selftest has no --config: a usage error, no verdict
+        answer.write_text(f"{status}\n{line}\n")
+    system.reset_logs()
+    try:
+        done = system.run(*fresh_args(system, bundles), stdin=TOKEN, check=False)
+    finally:
+        answer.unlink()
+    assert done.returncode == 0, done.stderr
+    assert api_checks(system) == [SELFTEST_CHECK.format(root=system.root)]
+    warnings = done.stderr.splitlines()
+    assert f"install.sh: warning:   {line}" in warnings
+    assert not any("ok   decode" in w for w in warnings)  # only what failed
+    if status != 1:
+        assert "install.sh: warning: the API check did not run to the end (exit 2):" in warnings
+    assert (
+        "install.sh: warning: until this is fixed, the scanner shows guests SETUP ERROR or"
+        " NO CONNECTION instead of a verdict"
+    ) in warnings
+    (advice,) = [w for w in warnings if w.startswith("install.sh: warning: to fix: ")]
+    assert fix in advice
+    assert (
+        "install.sh: warning: then check again: sudo runuser -u ticket-scanner --"
+        " /opt/ticket-scanner/current/venv/bin/ticket-scanner selftest --config"
+        " /etc/ticket-scanner/config.toml"
+    ) in warnings
+    # The last word, after the summary line, is the failure.
+    assert warnings[-1].startswith("install.sh: warning: installed, but the API check did not pass")
+    assert "nothing to change" in done.stdout.splitlines()[-1]
+    assert "ok: the API answers" not in done.stdout
+
+
+@needs_root
+def test_no_api_check_skips_it(installed: FirstRun, bundles: dict[str, Path]) -> None:
+    system = installed.system
+    system.reset_logs()
+    done = system.run(*fresh_args(system, bundles), "--no-api-check", stdin=TOKEN)
+    assert api_checks(system) == []
+    assert "install.sh: not checking the API: --no-api-check" in done.stdout
+    assert "nothing to change" in done.stdout
+
+
+@needs_root
+def test_a_dry_run_never_checks_the_api(installed: FirstRun, bundles: dict[str, Path]) -> None:
+    system = installed.system
+    system.reset_logs()
+    done = system.run(*fresh_args(system, bundles), "--dry-run", stdin=TOKEN)
+    assert api_checks(system) == []
+    assert "the API" not in done.stdout + done.stderr
+
+
+@needs_root
+def test_the_api_is_not_checked_before_systemd_made_the_state_folder(
+    installed: FirstRun, bundles: dict[str, Path]
+) -> None:
+    """As the service user the check could not create /var/lib/ticket-scanner (and as root it
+    would make it root-owned): with --no-start on a new Pi, it says how to check later."""
+    system = installed.system
+    state = system.root / "var/lib/ticket-scanner"
+    aside = system.base / "state-aside"
+    state.rename(aside)
+    system.reset_logs()
+    try:
+        done = system.run(*fresh_args(system, bundles), "--no-start", stdin=TOKEN)
+    finally:
+        aside.rename(state)
+    assert api_checks(system) == []
+    assert (
+        "install.sh: not checking the API: /var/lib/ticket-scanner does not exist until"
+        " ticket-scanner.service first starts; then: sudo runuser -u ticket-scanner --"
+    ) in done.stdout
 
 
 # --- An operator's Pi: existing config, no raspi-config, an interrupted build ---------------------
@@ -354,6 +500,9 @@ def test_no_start_prepares_an_image_where_systemd_is_not_running(
     assert "systemctl enable --quiet ticket-scanner-update.timer" in calls
     assert not any(re.match(r"systemctl (start|restart) ", call) for call in calls)
     assert "error" not in done.stderr
+    # The build host's network says nothing about the venue's: no API check, and how to run it.
+    assert not any(call.startswith("runuser") for call in calls)
+    assert "install.sh: not checking the API: systemd is not running here" in done.stdout
     again = system.run(*args, stdin=TOKEN)
     assert "nothing to change" in again.stdout
 
