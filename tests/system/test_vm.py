@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from device.api_health import api_identity
+from device.config import ApiConfig
 from tests.system.vm import Forward, Vm, accelerator, log, phase, wait_for
 from tests.system.vm_image import BaseImage, base_image
 from tests.system.vm_world import (
@@ -264,6 +266,10 @@ def test_provisioning_with_real_systemd(world: World, provisioned: Provisioned) 
     assert "done:" in provisioned.first
     assert "nothing to change: ticket-scanner 1.0.0 is installed" in provisioned.second
     assert "start ticket-scanner.service" in provisioned.first
+    # The last step probes the configured API as the service user; nothing listens here.
+    for run in (provisioned.first, provisioned.second):
+        assert "FAIL API: unreachable: http://127.0.0.1:9: the connection was refused" in run
+        assert "until this is fixed, the scanner shows guests SETUP ERROR or NO CONNECTION" in run
 
     vm = world.vm("unit", provisioned.disk)
     try:
@@ -391,6 +397,10 @@ SupplementaryGroups=dialout
 DeviceAllow=/dev/ttyS1 rw
 """
 BURST_CODES = 60
+PROVEN_API = api_identity(ApiConfig(base_url="http://127.0.0.1:9"), token="vm-test-token")
+PROVE_CONFIGURATION = (  # a hex hash and a fixed date: nothing to quote
+    f"INSERT OR IGNORE INTO answered_by VALUES ('{PROVEN_API}', '2026-01-01T00:00:00+00:00')"  # noqa: S608
+)
 
 
 def accepted(events_text: str) -> list[str]:
@@ -422,6 +432,9 @@ def test_power_cut_during_offline_acceptances(world: World, provisioned: Provisi
             install_frames(vm, local)
             config = CONFIG.format(events='events = "/dev/ttyS1"')
             vm.write("/etc/ticket-scanner/config.toml", config, "0640")
+            # As on a scanner in service: this configuration once reached AnyRoad, so offline
+            # acceptance is allowed (device/api_health.py) although nothing answers now.
+            sql(vm, PROVE_CONFIGURATION)
             vm.ssh("chgrp ticket-scanner /etc/ticket-scanner/config.toml")
             vm.write(f"/etc/systemd/system/{SCANNER}.d/system-test-events.conf", EVENTS_DROPIN)
             vm.ssh("systemctl daemon-reload && stty -F /dev/ttyS1 raw -echo 115200")
