@@ -13,6 +13,7 @@ from datetime import datetime, tzinfo
 from PIL import Image
 
 from device.api import ScanRecord, TicketInfo
+from device.config import Reentry
 from device.screens import Screen
 from device.tickets import display_safe
 from device.verdict import Decision
@@ -87,16 +88,28 @@ Cue = LedCue | ToneCue | RelayCue | ScreenCue
 
 
 def cues_for(
-    decision: Decision, screen: Screen, *, hold_s: float, relay_pulse_s: float | None
+    decision: Decision,
+    screen: Screen,
+    *,
+    hold_s: float,
+    relay_pulse_s: float | None,
+    reentry: Reentry = "warn",
 ) -> tuple[Cue, ...]:
-    """Everything one verdict does, in time order; ``relay_pulse_s`` None: no relay (handheld)."""
+    """Everything one verdict does, in time order; ``relay_pulse_s`` None: no relay (handheld).
+
+    An already-scanned ticket is green with ``reentry`` "allow" (the guest goes in), amber
+    with "warn" (staff decide), red with a refusal's buzz with "deny".
+    """
     verdict = decision.verdict
     colour, blinks = LIGHTS[verdict]
+    tones = TONES[verdict]
     if verdict is V.ALREADY_SCANNED and decision.admits:
         colour = "green"  # re-entry allowed: the guest goes in
+    elif verdict is V.ALREADY_SCANNED and reentry == "deny":
+        colour, tones = "red", TONES[V.INVALID]
     cues: list[Cue] = [ScreenCue(0.0, screen)]
     cues += _light(colour, blinks, hold_s)
-    cues += _tones(TONES[verdict])
+    cues += _tones(tones)
     if decision.admits and relay_pulse_s is not None:
         cues += [RelayCue(0.0, True), RelayCue(relay_pulse_s, False)]
     cues.append(ScreenCue(hold_s, None))

@@ -236,7 +236,11 @@ class ScanLoop:
         self.queue = self.queue_state()
         screen = screen_for(decision, self._status())
         cues = cues_for(
-            decision, screen, hold_s=self.settings.hold_s, relay_pulse_s=self.settings.relay_pulse_s
+            decision,
+            screen,
+            hold_s=self.settings.hold_s,
+            relay_pulse_s=self.settings.relay_pulse_s,
+            reentry=self.settings.reentry,
         )
         started = self.clock()
         self.player.play(cues, started)

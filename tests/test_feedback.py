@@ -5,10 +5,14 @@ from datetime import UTC, datetime
 import pytest
 
 from device.api import ScanRecord, TicketInfo
+from device.config import Reentry
 from device.feedback import (
+    TONES,
     FeedbackPlayer,
     LedCue,
     RelayCue,
+    Tone,
+    ToneCue,
     cues_for,
     ready_screen,
     screen_for,
@@ -161,3 +165,21 @@ def test_green_means_the_guest_goes_in_and_nothing_else_is_green(verdict: Verdic
         if isinstance(cue, LedCue) and cue.on
     }
     assert (lit == {"green"}) == (admits or verdict is Verdict.VALID)
+
+
+@pytest.mark.parametrize(
+    ("reentry", "admits", "colour", "tones"),
+    [
+        ("allow", True, "green", TONES[Verdict.ALREADY_SCANNED]),
+        ("warn", False, "amber", TONES[Verdict.ALREADY_SCANNED]),
+        ("deny", False, "red", TONES[Verdict.INVALID]),  # a refusal, heard as one
+    ],
+)
+def test_reentry_sets_the_colour_and_sound_of_a_ticket_already_scanned(
+    reentry: Reentry, admits: bool, colour: str, tones: tuple[Tone, ...]
+) -> None:
+    decision = Decision(Verdict.ALREADY_SCANNED, admits=admits)
+    cues = cues_for(decision, Screen("x", "X"), hold_s=1, relay_pulse_s=None, reentry=reentry)
+    assert {cue.name for cue in cues if isinstance(cue, LedCue) and cue.on} == {colour}
+    heard = [cue.hz for cue in cues if isinstance(cue, ToneCue) and cue.hz is not None]
+    assert heard == [hz for hz, _ in tones if hz is not None]
