@@ -119,8 +119,18 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE", help=CONFIG_HELP
     )
-    selftest = command("selftest", _selftest, "check this installation can scan (no hardware)")
-    selftest.add_argument("--config", type=Path, help="also check this config and its secret")
+    selftest = command(
+        "selftest",
+        _selftest,
+        "check this installation can scan (no hardware)",
+        "exit codes:\n  0    every check passed\n  1    a check failed (its FAIL line says which)",
+    )
+    selftest.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="also check this config, its secret and its journal, and probe its API",
+    )
     from device.update import options as update  # noqa: PLC0415 - argparse only, no tuf
 
     update.add_arguments(command("update", update.handle, "install the newest signed release"))
@@ -299,6 +309,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _one_request(args: argparse.Namespace) -> int:
     from device.api import AnyRoadClient  # noqa: PLC0415
+    from device.api_health import SETUP_KINDS  # noqa: PLC0415
     from device.app import configured_device_id, make_check  # noqa: PLC0415
     from device.auth import token_source  # noqa: PLC0415
     from device.feedback import screen_for, status_line  # noqa: PLC0415
@@ -315,7 +326,8 @@ def _one_request(args: argparse.Namespace) -> int:
         client.close()
         bearer.close()
     decision = decide(reply, mode=args.mode, device=device, reentry=config.scan.reentry)
-    screen = screen_for(decision, status_line(args.mode, reply.answered))
+    online = reply.answered and reply.kind not in SETUP_KINDS  # as the device's status line
+    screen = screen_for(decision, status_line(args.mode, online))
     print(f"{decision.verdict.value}: {screen.text}")
     print(
         f"  ticket={describe_code(args.qr_code)} status={reply.status or '-'} "

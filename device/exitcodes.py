@@ -46,7 +46,7 @@ EPILOG = """\
 exit codes (each command's --help says what its own mean):
   0    done; scan and verify: admitted or valid
   1    scan and verify: ticket refused; decode: an image could not be read;
-       sync: scans still queued
+       sync: scans still queued; selftest: a check failed
   2    usage or config error: a bad option, config, file or folder; a port in use
   3    setup: the API refused this scanner (unauthorized, setup_error)
   4    unreachable or server_error: try again later

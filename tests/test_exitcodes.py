@@ -139,4 +139,7 @@ def test_a_url_that_is_not_anyroad_is_a_setup_error(
     wrong = sandbox.url.replace("/sandbox/v1", "/not-the-api/v1")  # answers 404, not AnyRoad's
     path = config_file(tmp_path, wrong)
     assert main(["scan", codes["admitted"], "--config", str(path)]) == exitcodes.SETUP
-    assert capsys.readouterr().out.startswith("setup_error: ")
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "setup_error: SETUP ERROR | wrong API URL | call supervisor | SCAN  OFFLINE"
+    )

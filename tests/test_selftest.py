@@ -1,5 +1,6 @@
 """selftest: what the updater runs in a new release before switching to it."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,10 @@ def selftest_lines(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[in
 
 
 def test_a_missing_token_is_one_clear_line_and_no_traceback(
-    tmp_path: Path, sandbox: SandboxServer, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    sandbox: SandboxServer,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = write_config(tmp_path, sandbox.url, token=None)
     status, lines = selftest_lines(config, capsys)
@@ -66,9 +70,14 @@ def test_a_missing_token_is_one_clear_line_and_no_traceback(
     assert f"{tmp_path / 'token'}: cannot read the API token" in fail
     assert lines[-1] == "selftest FAILED: 2 check(s)"  # the API cannot be probed without it
     (tmp_path / "token").write_text(DEMO_TOKEN)
+    caplog.clear()
     status, lines = selftest_lines(config, capsys)
     assert status == 0
     assert any(line.startswith("ok   API: AnyRoad answered at " + sandbox.url) for line in lines)
+    warnings = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "device.sandbox"
+    ]
+    assert not warnings  # the probe's expected 400 is the answer hoped for, not a warning
 
 
 def test_the_probe_is_a_verify_of_a_code_that_cannot_exist(
