@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from device.sandbox import SandboxServer
 from tests.samples import SAMPLES, samples
 from tests.system import arm64root, cache
 from tests.system.arm64root import Chroot, ensure_binfmt, log, mounted_under, phase, root_tarball
@@ -41,6 +42,7 @@ BASE_URL = "https://tickets.example.com/anyroad"
 APP = "/opt/ticket-scanner/current/venv/bin/ticket-scanner"
 SERVICE_USER = "ticket-scanner"
 CONFIG = "/etc/ticket-scanner/config.toml"
+PROBE_CONFIG = "/etc/ticket-scanner/config-probe.toml"
 # The floors tests/test_decode.py holds the host to (auto: 128 of 137, no false positive).
 AUTO_FLOOR = 128
 # Budgets under emulation (2 shared cores); each is several times what was measured.
@@ -261,13 +263,26 @@ def test_the_service_user_reads_the_installed_config(release: Chroot) -> None:
         timeout=120,
     )
     assert prepare.returncode == 0, _explain(prepare)
-    with phase("selftest --config as the service user"):
-        done = release.run(
-            ["runuser", "-u", SERVICE_USER, "--", APP, "selftest", "--config", CONFIG],
-            timeout=APP_TIMEOUT_S,
+    # The installed config, its API moved to a sandbox on this machine's loopback (the root
+    # shares the host's network): the probe answers here, and nothing leaves the machine.
+    with SandboxServer(token="system-test-token") as api:
+        installed = release.host_path(CONFIG).read_text(encoding="utf-8")
+        probing = installed.replace(f'base_url = "{BASE_URL}"', f'base_url = "{api.url}"')
+        assert probing != installed, "install.sh wrote no base_url line"
+        release.host_path(PROBE_CONFIG).write_text(probing, encoding="utf-8")
+        owned = release.run(
+            ["sh", "-c", f"chgrp {SERVICE_USER} {PROBE_CONFIG} && chmod 0640 {PROBE_CONFIG}"],
+            timeout=120,
         )
+        assert owned.returncode == 0, _explain(owned)
+        with phase("selftest --config as the service user, its API probe included"):
+            done = release.run(
+                ["runuser", "-u", SERVICE_USER, "--", APP, "selftest", "--config", PROBE_CONFIG],
+                timeout=APP_TIMEOUT_S,
+            )
     assert done.returncode == 0, _explain(done)
     assert "ok   config:" in done.stdout
+    assert f"ok   API: AnyRoad answered at {api.url} (HTTP 400" in done.stdout
 
 
 @pytest.mark.system
