@@ -104,6 +104,10 @@ class AnyRoadClient:
         self._session = net.bounded(session or requests.Session())
         self._session.trust_env = False  # no surprise proxies or .netrc credentials
 
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
     def scan(self, device: str, qr_code: str) -> Reply:
         """Record a check-in: ``POST /tickets/scan {"device", "qr_code"}``."""
         return self._post("/tickets/scan", {"device": device, "qr_code": qr_code})

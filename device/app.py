@@ -12,7 +12,7 @@ from typing import TextIO
 
 from device.activity import ActivityMarker
 from device.api import AnyRoadClient, Reply
-from device.api_health import ApiProof, SetupAlarm, api_identity
+from device.api_health import SETUP_KINDS, ApiProof, SetupAlarm, api_identity
 from device.auth import StaticToken, TokenSource, token_source
 from device.checkin import CheckIn
 from device.config import Config, ConfigError, Mode
@@ -24,6 +24,7 @@ from device.inflight import BackgroundCheckIns, Dispatch
 from device.journal import Journal, JournalError
 from device.loop import LoopSettings, Report, ScanLoop
 from device.notify import Notifier
+from device.probe import first_contact
 from device.screens import render, terminal_art
 from device.sync import Round, SyncWorker
 from device.tickets import describe_code
@@ -71,12 +72,19 @@ class Running:
     client: AnyRoadClient
     journal: Journal
     sync: SyncWorker
+    # Before the first guest, on the sync thread: probe AnyRoad if it never answered this config.
+    first_contact: Callable[[], None] = lambda: None
 
     @contextlib.contextmanager
     def syncing(self) -> Iterator[None]:
-        """Run the sync worker on its own thread for the duration of the block."""
+        """Run the first contact, then the sync worker, on a thread of their own for the block."""
         stop = threading.Event()
-        thread = threading.Thread(target=self.sync.run, args=(stop,), name="sync", daemon=True)
+
+        def work() -> None:
+            self.first_contact()
+            self.sync.run(stop)
+
+        thread = threading.Thread(target=work, name="sync", daemon=True)
         thread.start()
         try:
             yield
@@ -181,7 +189,13 @@ def build(
             emit=emit,
             observers=observers,
         )
-        yield Running(loop, source, outputs, client, journal, sync)
+
+        def contact() -> None:
+            reply = first_contact(sync_client, checkin.proof, checkin.alarm)
+            if reply is not None and loop.online is None:  # a guest's answer knows better
+                loop.online = reply.answered and reply.kind not in SETUP_KINDS
+
+        yield Running(loop, source, outputs, client, journal, sync, contact)
 
 
 def _open_camera(config: Config, clock: Callable[[], float]) -> FrameSource:

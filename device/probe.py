@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from device.api import AnyRoadClient, Reply
-from device.api_health import anyroad_answered
+from device.api_health import SETUP_KINDS, ApiProof, SetupAlarm, anyroad_answered
 from device.auth import TokenError, TokenSource, token_source
 from device.config import ApiConfig
 from device.tickets import log_safe
 
+log = logging.getLogger(__name__)
 PROBE_CODE = "ticket-scanner-probe: not a ticket"
 Outcome = Literal["ok", "wrong_url", "unauthorized", "unreachable", "server_error"]
 
@@ -74,13 +77,38 @@ def probe_api(api: ApiConfig, *, token: TokenSource | None = None) -> ProbeResul
 
 @contextlib.contextmanager
 def _quiet(logger: logging.Logger) -> Iterator[None]:
-    """``logger``'s warnings held back: the result line says what the reply was."""
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """``logger``'s warnings from this thread held back: the result line says what the reply
+    was. Other threads (the scan loop beside a start-up probe) still log as usual."""
+    here = threading.get_ident()
+
+    def others_only(record: logging.LogRecord) -> bool:
+        return record.thread != here or record.levelno >= logging.ERROR
+
+    logger.addFilter(others_only)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.removeFilter(others_only)
+
+
+def first_contact(client: AnyRoadClient, proof: ApiProof, alarm: SetupAlarm) -> Reply | None:
+    """Probe once at start when AnyRoad has never answered this configuration; None if it has.
+
+    So the status line says "online" (or the setup error is logged) before the first guest,
+    and the proof that allows offline acceptance is there before the network first fails.
+    """
+    if proof.proven:
+        return None
+    with _quiet(logging.getLogger("device.api")):
+        reply = client.verify(PROBE_CODE)
+    alarm.saw(reply)
+    try:
+        proof.saw(reply)
+    except sqlite3.Error:
+        log.exception("journal write failed noting AnyRoad's first answer")
+    if not anyroad_answered(reply) and reply.kind not in SETUP_KINDS:
+        log.warning("first contact: %s", result_for(reply, client.base_url).detail)
+    return reply
 
 
 def _probe_token(bearer: TokenSource, token_url: str) -> ProbeResult | None:
