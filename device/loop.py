@@ -168,7 +168,7 @@ class ScanLoop:
                 "frames": self.frames_decoded,
                 "dropped": self.source.dropped,
                 # A folder of images counts the files it could not read (hal.files); 0 left out.
-                **({"skipped": n} if (n := getattr(self.source, "skipped", 0)) else {}),
+                **({"skipped": n} if (n := self.source.skipped) else {}),
             }
         )
 
