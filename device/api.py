@@ -31,6 +31,8 @@ from device.version import VERSION
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # a ticket page is a few KB; anything near this is not our API
+# Answers that say the scanner is set up wrong (URL or credential): a supervisor's job.
+SETUP_KINDS = frozenset({"unauthorized", "setup_error"})
 ReplyKind = Literal[
     "ticket", "problem", "unauthorized", "setup_error", "server_error", "unreachable"
 ]
@@ -70,8 +72,14 @@ class Reply:
 
     @property
     def answered(self) -> bool:
-        """True when the server answered at all (the scanner is online)."""
+        """True when the server answered at all."""
         return self.kind != "unreachable"
+
+    @property
+    def online(self) -> bool:
+        """The scanner is talking to AnyRoad: an answer, and not one that says it is set up
+        wrong (a server that is not AnyRoad's, or that refuses its credential)."""
+        return self.answered and self.kind not in SETUP_KINDS
 
     @property
     def may_have_recorded(self) -> bool:

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-from device.api import Reply
+from device.api import SETUP_KINDS, Reply
 from device.auth import read_token
 from device.config import ApiConfig
 from device.journal import Journal
@@ -21,7 +21,6 @@ from device.tickets import log_safe
 
 log = logging.getLogger(__name__)
 
-SETUP_KINDS = frozenset({"unauthorized", "setup_error"})
 _CAUSES = {
     "unauthorized": "the API refused the credential: check [api] token_file or the OAuth client",
     "setup_error": "the URL answers, but not as AnyRoad's Tickets API: check [api] base_url",

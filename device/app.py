@@ -12,7 +12,7 @@ from typing import TextIO
 
 from device.activity import ActivityMarker
 from device.api import AnyRoadClient, Reply
-from device.api_health import SETUP_KINDS, ApiProof, SetupAlarm, api_identity
+from device.api_health import ApiProof, SetupAlarm, api_identity
 from device.auth import StaticToken, TokenSource, token_source
 from device.checkin import CheckIn
 from device.config import Config, ConfigError, Mode
@@ -193,7 +193,7 @@ def build(
         def contact() -> None:
             reply = first_contact(sync_client, checkin.proof, checkin.alarm)
             if reply is not None and loop.online is None:  # a guest's answer knows better
-                loop.online = reply.answered and reply.kind not in SETUP_KINDS
+                loop.online = reply.online
 
         yield Running(loop, source, outputs, client, journal, sync, contact)
 

@@ -309,7 +309,6 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _one_request(args: argparse.Namespace) -> int:
     from device.api import AnyRoadClient  # noqa: PLC0415
-    from device.api_health import SETUP_KINDS  # noqa: PLC0415
     from device.app import configured_device_id, make_check  # noqa: PLC0415
     from device.auth import token_source  # noqa: PLC0415
     from device.feedback import screen_for, status_line  # noqa: PLC0415
@@ -326,8 +325,7 @@ def _one_request(args: argparse.Namespace) -> int:
         client.close()
         bearer.close()
     decision = decide(reply, mode=args.mode, device=device, reentry=config.scan.reentry)
-    online = reply.answered and reply.kind not in SETUP_KINDS  # as the device's status line
-    screen = screen_for(decision, status_line(args.mode, online))
+    screen = screen_for(decision, status_line(args.mode, reply.online))
     print(f"{decision.verdict.value}: {screen.text}")
     print(
         f"  ticket={describe_code(args.qr_code)} status={reply.status or '-'} "

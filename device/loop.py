@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from device.api import Reply
-from device.api_health import SETUP_KINDS
 from device.checkin import Outcome
 from device.config import Mode, Reentry
 from device.decode import Decoded, Decoder
@@ -231,8 +230,7 @@ class ScanLoop:
         outcome, checking_at = self._await(in_flight, decoded_at)
         reply, decision = outcome.reply, outcome.decision
         if outcome.asked:
-            # A server that answers, but not as AnyRoad (or refuses us), is no connection.
-            self.online = reply.answered and reply.kind not in SETUP_KINDS
+            self.online = reply.online
         self.queue = self.queue_state()
         screen = screen_for(decision, self._status())
         cues = cues_for(

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from device.api import AnyRoadClient, Reply
-from device.api_health import SETUP_KINDS, ApiProof, SetupAlarm, anyroad_answered
+from device.api import SETUP_KINDS, AnyRoadClient, Reply
+from device.api_health import ApiProof, SetupAlarm, anyroad_answered
 from device.auth import TokenError, TokenSource, token_source
 from device.config import ApiConfig
 from device.tickets import log_safe
