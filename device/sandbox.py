@@ -37,8 +37,11 @@ from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 from urllib.parse import parse_qs, unquote_plus, urlsplit
+
+if TYPE_CHECKING:
+    from hal.ports import GrayPixels
 
 _log = logging.getLogger(__name__)
 
@@ -906,16 +909,21 @@ def write_frames(folder: Path) -> list[Path]:
         raise SandboxError(f"{folder}: cannot write frames: {error.strerror or error}") from None
 
 
-def _write_frame(path: Path, code: str) -> Path:
-    """A grey 640x480 camera frame with ``code`` as a QR symbol in it, as selftest draws one."""
-    import numpy as np  # noqa: PLC0415 - only --frames draws
+def camera_frame(code: str) -> GrayPixels:
+    """A grey 640x480 camera frame with ``code`` as a QR symbol in its middle."""
+    import numpy as np  # noqa: PLC0415 - only --frames and selftest draw
     import zxingcpp  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
 
     symbol = zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.QRCode)
     tile = np.asarray(zxingcpp.write_barcode_to_image(symbol, scale=4), dtype=np.uint8)
     frame = np.full((480, 640), 120, dtype=np.uint8)
     top, left = (480 - tile.shape[0]) // 2, (640 - tile.shape[1]) // 2
     frame[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
-    Image.fromarray(frame).save(path)
+    return frame
+
+
+def _write_frame(path: Path, code: str) -> Path:
+    from PIL import Image  # noqa: PLC0415 - only --frames draws
+
+    Image.fromarray(camera_frame(code)).save(path)
     return path
