@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 
 from device.api import SETUP_KINDS, Reply
@@ -62,7 +63,11 @@ class ApiProof:
         """Note the first AnyRoad-shaped answer (one write, ever, per configuration)."""
         if self.proven or not anyroad_answered(reply):
             return
-        self.journal.note_answered_by(self.identity)
+        try:
+            self.journal.note_answered_by(self.identity)
+        except sqlite3.Error:  # never stops a check-in; the next answer tries again
+            log.exception("journal write failed noting AnyRoad's answer")
+            return
         self.proven = True
         log.info("AnyRoad answered this configuration: offline acceptance is now allowed")
 

@@ -163,7 +163,8 @@ def build(
             reentry=config.scan.reentry,
             policy=config.offline.policy_for(config.device.profile),
             door=door,
-            proof=ApiProof(journal, api_identity(config.api, token=token)),
+            # A fixed token's hash names the credential: the one token_source already read.
+            proof=ApiProof(journal, api_identity(config.api, token=_fixed_token(bearer))),
             alarm=SetupAlarm(config.api.base_url),
             on_answered=sync.wake,
         )
@@ -196,6 +197,11 @@ def build(
                 loop.online = reply.online
 
         yield Running(loop, source, outputs, client, journal, sync, contact)
+
+
+def _fixed_token(bearer: TokenSource) -> str | None:
+    """The token of a StaticToken (no I/O); None for OAuth, named by its client instead."""
+    return bearer() if isinstance(bearer, StaticToken) else None
 
 
 def _open_camera(config: Config, clock: Callable[[], float]) -> FrameSource:
